@@ -1,0 +1,27 @@
+"""YOLOv5 hyperparameters as data and pure functions: seed files, the search space, translation to
+ultralytics arguments, fitness. Imports nothing from ``workers`` or ``service``."""
+
+from __future__ import annotations
+
+from hyps.files import HYP_KEYS, SEED_HYPS, load_seed_hyp, render_hyp_yaml
+from hyps.fitness import METRIC_NAMES, YOLOV5_FITNESS_WEIGHTS, fitness
+from hyps.space import KeyRange, default_evolve_keys, distributions, load_search_space, out_of_bounds
+from hyps.translate import HELD_KEYS, YOLOV5_PARITY_ARGS, translate_hyp
+
+__all__ = [
+    "HELD_KEYS",
+    "HYP_KEYS",
+    "METRIC_NAMES",
+    "SEED_HYPS",
+    "YOLOV5_FITNESS_WEIGHTS",
+    "YOLOV5_PARITY_ARGS",
+    "KeyRange",
+    "default_evolve_keys",
+    "distributions",
+    "fitness",
+    "load_search_space",
+    "load_seed_hyp",
+    "out_of_bounds",
+    "render_hyp_yaml",
+    "translate_hyp",
+]

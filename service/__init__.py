@@ -1,0 +1,1 @@
+"""The hypevolve service: REST API, settings, SQL tables and the study controller."""

@@ -1,0 +1,1 @@
+"""Where a request enters: the FastAPI app (app.py) and its thin routes."""

@@ -1,0 +1,73 @@
+"""The ``hypevolve`` command: serve the API, write the sample data set, run the Optuna dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from service.settings import Settings
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    from service.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+
+
+def _sample_data(args: argparse.Namespace, settings: Settings) -> None:
+    from service.sample_data import write_sample_dataset
+
+    root = settings.DATA_ROOT / "shapes"
+    if (root / "data.yaml").is_file() and not args.force:
+        print(f"sample data already at {root / 'data.yaml'} (use --force to rewrite it)")
+        return
+    path = write_sample_dataset(root)
+    print(f'wrote the sample data set to {path}; use "dataset": "shapes/data.yaml" in POST /studies')
+
+
+def _dashboard(args: argparse.Namespace, settings: Settings) -> None:
+    import optuna_dashboard
+
+    from workers.storage import open_optuna_storage
+
+    # optuna-dashboard has no authentication and has write endpoints: loopback unless told otherwise.
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ for {settings.DATABASE_URL}")
+    optuna_dashboard.run_server(open_optuna_storage(settings.DATABASE_URL), host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hypevolve", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the REST API (and the studies it starts)")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    sample = commands.add_parser("sample-data", help="write the synthetic shapes data set to DATA_ROOT/shapes")
+    sample.add_argument("--force", action="store_true", help="rewrite it even if it exists")
+    sample.set_defaults(run=_sample_data)
+
+    dashboard = commands.add_parser("dashboard", help="run optuna-dashboard on the service's database")
+    dashboard.add_argument("--host", default=DEFAULT_HOST)
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.set_defaults(run=_dashboard)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    settings.prepare_dirs()
+    args.run(args, settings)
+
+
+if __name__ == "__main__":
+    main()

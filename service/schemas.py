@@ -1,0 +1,106 @@
+"""Every JSON shape the API reads or writes, in one place."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hyps import SEED_HYPS
+from service.studies.samplers import SAMPLER_NAMES
+
+StudyState = Literal["queued", "running", "completed", "stopped", "failed"]
+TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
+
+# ultralytics builds these YOLOv5 ("YOLOv5u", anchor-free) architectures offline from its own yaml.
+_MODEL_PATTERN = re.compile(r"^yolov5[nsmlx]6?\.yaml$")
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class StudyRequest(BaseModel):
+    """``POST /studies``: what to search, on which data, with how much training per trial."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(description="A data.yaml path relative to the data root.", min_length=1, max_length=1024)
+    model: str = Field("yolov5n.yaml", description="A YOLOv5 architecture: yolov5{n,s,m,l,x}[6].yaml.")
+    epochs: int = Field(10, ge=1, le=1000, description="Training epochs per trial.")
+    imgsz: int = Field(640, ge=32, le=4096, description="Training image size, a multiple of 32.")
+    batch: int = Field(16, ge=1, le=1024)
+    n_trials: int = Field(30, ge=1, le=10000, description="Trials in the study, the seed trial included.")
+    parallel: int = Field(1, ge=1, le=1024, description="Trials running at once.")
+    sampler: str = Field("tpe", description=f"One of {', '.join(SAMPLER_NAMES)}.")
+    seed_hyp: str = Field("scratch-low", description=f"Trial 0's hyps and the base: {', '.join(SEED_HYPS)}.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every training.")
+    name: str | None = Field(None, description="Unique; letters, digits, '.', '_', '-'; default study-<id>.")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if not _MODEL_PATTERN.match(value):
+            raise ValueError("must be a YOLOv5 architecture such as yolov5n.yaml, yolov5s.yaml or yolov5m6.yaml")
+        return value
+
+    @field_validator("imgsz")
+    @classmethod
+    def _stride_multiple(cls, value: int) -> int:
+        if value % 32:
+            raise ValueError("must be a multiple of 32 (YOLOv5's largest stride)")
+        return value
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, value: str) -> str:
+        if value not in SAMPLER_NAMES:
+            raise ValueError(f"unknown sampler; valid names: {', '.join(SAMPLER_NAMES)}")
+        return value
+
+    @field_validator("seed_hyp")
+    @classmethod
+    def _known_seed_hyp(cls, value: str) -> str:
+        if value not in SEED_HYPS:
+            raise ValueError(f"unknown seed hyp; valid names: {', '.join(SEED_HYPS)}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME_PATTERN.match(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
+
+
+class BestOut(BaseModel):
+    fitness: float
+    trial: int
+    params: dict[str, float]
+    metrics: dict[str, float]
+
+
+class StudyOut(BaseModel):
+    id: int
+    name: str
+    state: StudyState
+    request: dict[str, Any]
+    counts: dict[str, int] = Field(description="Trials by state: running, waiting, complete, pruned, fail.")
+    best: BestOut | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    elapsed_s: float | None
+    eta_s: float | None
+
+
+class TrialOut(BaseModel):
+    number: int
+    state: TrialState
+    params: dict[str, float]
+    fitness: float | None
+    metrics: dict[str, float] | None
+    epochs: list[float] = Field(description="Fitness after each epoch, in order.")
+    duration_s: float | None
+    error: str | None
+    node: str | None = Field(None, description="The host the trial ran on.")

@@ -1,0 +1,47 @@
+"""All configuration in one typed class, read from ``HYPEVOLVE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Embedded defaults run everything on one machine: SQLite under ./.hypevolve, a local Ray."""
+
+    model_config = SettingsConfigDict(env_prefix="HYPEVOLVE_", extra="ignore")
+
+    HOME: Path = Field(Path(".hypevolve"), description="Where embedded defaults keep their files.")
+    DATABASE_URL: str = Field("", description="SQLAlchemy URL; default sqlite:///<HOME>/hypevolve.db.")
+    DATA_ROOT: Path = Field(Path("data"), description="Data sets are read from inside this folder only.")
+    ARTIFACTS_DIR: Path = Field(Path(""), description="Trial outputs; default <HOME>/runs.")
+    RAY_ADDRESS: str | None = Field(None, description="Join this Ray cluster; unset starts a local Ray.")
+    RAY_NUM_CPUS: int | None = Field(None, ge=1, description="CPUs of the local Ray (default: all).")
+    CPUS_PER_TRIAL: int = Field(1, ge=1, description="CPUs Ray reserves per trial; the rest of one go to data loading.")
+
+    @field_validator("HOME", "DATA_ROOT", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("RAY_ADDRESS", mode="after")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if not self.DATABASE_URL:
+            self.DATABASE_URL = f"sqlite:///{self.HOME / 'hypevolve.db'}"
+        if Path("") == self.ARTIFACTS_DIR:
+            self.ARTIFACTS_DIR = self.HOME / "runs"
+        self.ARTIFACTS_DIR = self.ARTIFACTS_DIR.expanduser().resolve()
+        return self
+
+    def prepare_dirs(self) -> None:
+        """Create the folders the embedded defaults write to."""
+        self.HOME.mkdir(parents=True, exist_ok=True)
+        self.ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+        self.DATA_ROOT.mkdir(parents=True, exist_ok=True)

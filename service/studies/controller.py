@@ -1,0 +1,183 @@
+"""The study controller: creates studies, runs them, and answers what the API asks of them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+import optuna
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from hyps import default_evolve_keys, load_seed_hyp
+from service.datasets import check_dataset
+from service.db import BestHypRow, StudyRow, make_engine, make_sessionmaker
+from service.errors import Conflict, NotReady, StudyNotFound
+from service.schemas import StudyOut, StudyRequest, TrialOut
+from service.settings import Settings
+from service.studies.export import best_hyp_yaml
+from service.studies.progress import study_out, trial_out
+from service.studies.runner import RunnerContext, StudyRunner
+from service.studies.trials import fail_trial
+from workers.storage import open_optuna_storage
+
+logger = logging.getLogger(__name__)
+
+UNFINISHED = ("queued", "running")
+STOP_WAIT_S = 60.0
+
+
+class StudyController:
+    """Owns the database, the Optuna storage and one runner thread per unfinished study."""
+
+    def __init__(self, settings: Settings, connect_ray: Callable[[], None]) -> None:
+        settings.prepare_dirs()
+        self.settings = settings
+        self.engine = make_engine(settings.DATABASE_URL)
+        self.sessions = make_sessionmaker(self.engine)
+        self.storage = open_optuna_storage(settings.DATABASE_URL)
+        self._context = RunnerContext(settings, self.sessions, connect_ray)
+        self._runners: dict[int, StudyRunner] = {}
+        self._lock = threading.Lock()
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def create_study(self, request: StudyRequest) -> StudyOut:
+        """Validate ``request`` against the data root, create the study with its seed trial, start it."""
+        dataset = check_dataset(self.settings.DATA_ROOT, request.dataset)
+        if request.name is not None:
+            self._check_name_free(request.name)
+        # SQLite has one writer: commit our row before Optuna writes through its own connection.
+        with self.sessions.begin() as session:
+            row = StudyRow(
+                name=request.name or f"pending-{uuid.uuid4().hex}",
+                optuna_name=f"pending-{uuid.uuid4().hex}",
+                request=request.model_dump(),
+                dataset=dataset,
+            )
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError:
+                raise Conflict(f"a study named {request.name!r} already exists") from None
+            study_id = row.id
+        name = request.name or f"study-{study_id}"
+        try:
+            study = optuna.create_study(study_name=name, storage=self.storage, direction="maximize")
+        except optuna.exceptions.DuplicatedStudyError:
+            self._delete_row(study_id)
+            raise Conflict(f"an Optuna study named {name!r} already exists in this database") from None
+        seed = load_seed_hyp(request.seed_hyp)
+        # Trial 0 is the seed file itself: the baseline every other trial is judged against.
+        study.enqueue_trial({k: seed[k] for k in default_evolve_keys()}, user_attrs={"seed_hyp": request.seed_hyp})
+        study.set_user_attr("hypevolve_study_id", study_id)
+        with self.sessions.begin() as session:
+            row = session.get_one(StudyRow, study_id)
+            row.name = row.optuna_name = name
+        self._start_runner(study_id)
+        return self.get_study(study_id)
+
+    def stop_study(self, study_id: int) -> StudyOut:
+        """Cancel running trials and start no more; the study ends ``stopped``."""
+        row = self._row(study_id)
+        if row.state not in UNFINISHED:
+            raise Conflict(f"study {study_id} is already {row.state}")
+        with self._lock:
+            runner = self._runners.pop(study_id, None)
+        if runner is not None and runner.is_alive():
+            runner.stop("user")
+            runner.join(STOP_WAIT_S)
+        else:
+            self._sweep_running_trials(row, "cancelled: study stopped")
+            with self.sessions.begin() as session:
+                session.get_one(StudyRow, study_id).state = "stopped"
+        return self.get_study(study_id)
+
+    def resume_unfinished(self) -> None:
+        """At start-up: trials left RUNNING by a previous process are interrupted and queued again,
+        then every queued or running study gets a runner."""
+        with self.sessions() as session:
+            rows = session.scalars(select(StudyRow).where(StudyRow.state.in_(UNFINISHED))).all()
+        for row in rows:
+            self._sweep_running_trials(row, "interrupted: the service stopped while it ran")
+            self._start_runner(row.id)
+
+    def shutdown(self) -> None:
+        """Stop every runner without ending its study, so the next start resumes it."""
+        with self._lock:
+            runners, self._runners = list(self._runners.values()), {}
+        for runner in runners:
+            runner.stop("shutdown")
+        for runner in runners:
+            runner.join(STOP_WAIT_S)
+        self.engine.dispose()
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def get_study(self, study_id: int) -> StudyOut:
+        row = self._row(study_id)
+        with self.sessions() as session:
+            best = session.get(BestHypRow, study_id)
+        return study_out(row, best, self._trials(row))
+
+    def list_studies(self) -> list[StudyOut]:
+        with self.sessions() as session:
+            rows = session.scalars(select(StudyRow).order_by(StudyRow.id)).all()
+            bests = {b.study_id: b for b in session.scalars(select(BestHypRow)).all()}
+        return [study_out(row, bests.get(row.id), self._trials(row)) for row in rows]
+
+    def trials(self, study_id: int) -> list[TrialOut]:
+        return [trial_out(t) for t in self._trials(self._row(study_id))]
+
+    def hyp_yaml(self, study_id: int) -> tuple[str, str]:
+        """The best hyps as a YOLOv5 hyp file, and the study's name; NotReady before a trial completes."""
+        row = self._row(study_id)
+        with self.sessions() as session:
+            best = session.get(BestHypRow, study_id)
+        if best is None:
+            raise NotReady(f"study {study_id} has no completed trial yet")
+        return best_hyp_yaml(row, best), row.name
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _row(self, study_id: int) -> StudyRow:
+        with self.sessions() as session:
+            row = session.get(StudyRow, study_id)
+        if row is None:
+            raise StudyNotFound(study_id)
+        return row
+
+    def _trials(self, row: StudyRow) -> list[optuna.trial.FrozenTrial]:
+        try:
+            optuna_id = self.storage.get_study_id_from_name(row.optuna_name)
+        except KeyError:  # created a moment ago: the Optuna study is not there yet
+            return []
+        return self.storage.get_all_trials(optuna_id, deepcopy=False)
+
+    def _check_name_free(self, name: str) -> None:
+        with self.sessions() as session:
+            taken = session.scalar(select(StudyRow.id).where(StudyRow.name == name))
+        if taken is not None:
+            raise Conflict(f"a study named {name!r} already exists (id {taken})")
+
+    def _delete_row(self, study_id: int) -> None:
+        with self.sessions.begin() as session:
+            row = session.get(StudyRow, study_id)
+            if row is not None:
+                session.delete(row)
+
+    def _sweep_running_trials(self, row: StudyRow, reason: str) -> None:
+        study = optuna.load_study(study_name=row.optuna_name, storage=self.storage)
+        for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
+            fail_trial(study, trial.number, reason, interrupted=True)
+
+    def _start_runner(self, study_id: int) -> None:
+        with self._lock:
+            current = self._runners.get(study_id)
+            if current is not None and current.is_alive():
+                return
+            runner = StudyRunner(study_id, self._context)
+            self._runners[study_id] = runner
+            runner.start()

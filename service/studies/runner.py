@@ -1,0 +1,201 @@
+"""Where trials are asked for and told: one thread per running study, dispatching Ray tasks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+import ray
+from sqlalchemy.orm import sessionmaker
+
+from hyps import default_evolve_keys, distributions, load_seed_hyp
+from service.db import BestHypRow, StudyRow, utcnow
+from service.settings import Settings
+from service.studies.samplers import build_sampler
+from service.studies.trials import budget_used, complete_trial, fail_trial
+from workers.storage import open_optuna_storage
+from workers.task import run_trial
+from workers.training import TrialSpec
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.5
+StopReason = Literal["user", "shutdown"]
+
+
+@dataclass(frozen=True)
+class RunnerContext:
+    """What every runner shares: settings, the service's SQL sessions, and how to reach Ray."""
+
+    settings: Settings
+    sessions: sessionmaker
+    connect_ray: Callable[[], None]
+
+
+def _error_text(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)  # RayTaskError carries the worker's own exception
+    if isinstance(cause, BaseException):
+        exc = cause
+    return f"{type(exc).__name__}: {exc}"
+
+
+class StudyRunner(threading.Thread):
+    """Runs study ``study_id`` to its end: at most ``parallel`` trials at once, ``n_trials`` in all.
+
+    Each trial ends in exactly one state: COMPLETE with its fitness, or FAIL with an error. Trials
+    cut short by a stop or a shutdown are FAIL and marked interrupted, and their params are queued
+    again, so a resumed study re-runs them.
+    """
+
+    def __init__(self, study_id: int, context: RunnerContext) -> None:
+        super().__init__(name=f"study-{study_id}", daemon=True)
+        self.study_id = study_id
+        self._context = context
+        self._stop_reason: StopReason | None = None
+        self._wake = threading.Event()
+
+    def stop(self, reason: StopReason) -> None:
+        """Ask the runner to cancel its running trials and end (returns at once; join to wait)."""
+        self._stop_reason = reason
+        self._wake.set()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:
+            logger.exception("study %d failed", self.study_id)
+            self._set_state("failed", error=_error_text(exc))
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with self._context.sessions() as session:
+            row = session.get(StudyRow, self.study_id)
+            assert row is not None, f"study {self.study_id} has no row"
+            request, dataset, optuna_name = dict(row.request), dict(row.dataset), row.optuna_name
+        self._context.connect_ray()
+        storage_url = self._context.settings.DATABASE_URL
+        study = optuna.load_study(
+            study_name=optuna_name,
+            storage=open_optuna_storage(storage_url),
+            sampler=build_sampler(request["sampler"], request["seed"]),
+        )
+        space = distributions(default_evolve_keys())
+        seed_hyp = load_seed_hyp(request["seed_hyp"])
+        use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        self._set_state("running")
+
+        used = budget_used(study)
+        inflight: dict[ray.ObjectRef, optuna.Trial] = {}
+        while self._stop_reason is None:
+            while len(inflight) < request["parallel"] and used < request["n_trials"]:
+                trial = study.ask(space)
+                used += 1
+                spec = self._spec(trial, request, dataset, seed_hyp)
+                # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
+                ref = self._dispatch(spec, storage_url, trial._trial_id, use_gpu)
+                inflight[ref] = trial
+            if not inflight:
+                break
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                self._settle(study, inflight.pop(ref), ref)
+
+        if self._stop_reason is not None:
+            self._cancel(study, inflight)
+            if self._stop_reason == "user":
+                self._set_state("stopped")
+            return
+        completed = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+        if completed:
+            self._set_state("completed")
+        else:
+            self._set_state("failed", error=f"none of the {used} trials completed; see each trial's error")
+
+    def _spec(
+        self,
+        trial: optuna.Trial,
+        request: dict[str, Any],
+        dataset: dict[str, Any],
+        seed_hyp: dict[str, float],
+    ) -> TrialSpec:
+        settings = self._context.settings
+        return TrialSpec(
+            trial_number=trial.number,
+            data=dataset,
+            model=request["model"],
+            epochs=request["epochs"],
+            imgsz=request["imgsz"],
+            batch=request["batch"],
+            seed=request["seed"],
+            hyp={**seed_hyp, **trial.params},
+            output_dir=str(Path(settings.ARTIFACTS_DIR) / str(self.study_id) / str(trial.number)),
+            dataloader_workers=settings.CPUS_PER_TRIAL - 1,
+        )
+
+    def _dispatch(self, spec: TrialSpec, storage_url: str, trial_id: int, use_gpu: bool) -> ray.ObjectRef:
+        options = {
+            "num_cpus": self._context.settings.CPUS_PER_TRIAL,
+            "num_gpus": 1 if use_gpu else 0,
+            "name": f"study-{self.study_id}/trial-{spec.trial_number}",
+        }
+        return run_trial.options(**options).remote(spec, storage_url, trial_id)
+
+    def _settle(self, study: optuna.Study, trial: optuna.Trial, ref: ray.ObjectRef) -> None:
+        number = trial.number
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.TaskCancelledError:
+            fail_trial(study, number, "cancelled", interrupted=True)
+            return
+        except Exception as exc:  # the training raised, or its worker or node died
+            logger.warning("study %d trial %d failed: %s", self.study_id, number, _error_text(exc))
+            fail_trial(study, number, _error_text(exc))
+            return
+        attrs = {
+            "metrics": result["metrics"],
+            "duration_s": result["duration_s"],
+            "device": result["device"],
+            "node": result["host"],
+            "node_id": result["node_id"],
+            "train_args": result["train_args"],
+        }
+        if complete_trial(study, number, result["fitness"], attrs):
+            self._record_best(number, trial.params, result["fitness"], result["metrics"])
+
+    def _cancel(self, study: optuna.Study, inflight: dict[ray.ObjectRef, optuna.Trial]) -> None:
+        reason = "cancelled: study stopped" if self._stop_reason == "user" else "interrupted: service shut down"
+        for ref in inflight:
+            ray.cancel(ref, force=True)
+        for trial in inflight.values():
+            fail_trial(study, trial.number, reason, interrupted=True)
+
+    # -- the service's own rows ------------------------------------------------------------------
+
+    def _record_best(self, number: int, params: dict[str, Any], fitness: float, metrics: dict[str, float]) -> None:
+        with self._context.sessions.begin() as session:
+            best = session.get(BestHypRow, self.study_id)
+            if best is None:
+                session.add(BestHypRow(study_id=self.study_id, trial_number=number, fitness=fitness,
+                                       params=params, metrics=metrics))  # fmt: skip
+            elif fitness > best.fitness:
+                best.trial_number, best.fitness, best.params, best.metrics = number, fitness, params, metrics
+
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        with self._context.sessions.begin() as session:
+            row = session.get(StudyRow, self.study_id)
+            if row is None:
+                return
+            row.state = state
+            if state == "running":
+                row.started_at = row.started_at or utcnow()
+                row.finished_at = None
+                row.error = None
+            else:
+                row.finished_at = utcnow()
+                row.error = error

@@ -1,0 +1,25 @@
+"""Opening Optuna's RDB storage the same way in the controller and in every worker."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import optuna
+
+# Several processes write one SQLite file (the controller tells, workers report epochs): wait for
+# the lock instead of failing with "database is locked".
+SQLITE_LOCK_TIMEOUT_S = 60
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options for ``url``: a generous lock timeout on SQLite, liveness checks elsewhere."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
+    return {"pool_pre_ping": True}
+
+
+@cache
+def open_optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """One RDBStorage per URL and process (creating one checks and creates Optuna's schema)."""
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url))

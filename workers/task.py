@@ -1,0 +1,52 @@
+"""The Ray task that runs one trial on whatever node and device Ray gives it."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict
+from typing import Any
+
+import ray
+
+from workers.storage import open_optuna_storage
+from workers.training import TrialSpec, train_trial
+
+
+def assigned_device() -> str:
+    """'0' when Ray gave this task a GPU (Ray sets CUDA_VISIBLE_DEVICES to it), else 'cpu'."""
+    return "0" if ray.get_gpu_ids() else "cpu"
+
+
+def _limit_cpu_threads() -> None:
+    # ultralytics sets torch's thread count to min(8, cores - 1) of the whole node; parallel trials
+    # on one node would oversubscribe it. Use the CPUs Ray reserved for this task instead.
+    import ultralytics.utils.torch_utils as torch_utils
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch_utils.NUM_THREADS = max(1, int(cpus))
+
+
+def run_trial_here(spec: TrialSpec, storage_url: str, trial_id: int) -> dict[str, Any]:
+    """Train ``spec``, writing each epoch's fitness to Optuna as an intermediate value of ``trial_id``.
+
+    Returns the TrialResult as a plain dict plus where it ran (node, host, pid).
+    """
+    storage = open_optuna_storage(storage_url)
+
+    def report(epoch: int, value: float, metrics: dict[str, float]) -> None:
+        storage.set_trial_intermediate_value(trial_id, epoch, value)
+
+    _limit_cpu_threads()
+    result = train_trial(spec, device=assigned_device(), on_epoch=report)
+    return {
+        **asdict(result),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+
+
+# max_retries=0: Ray would otherwise re-run a crashed trial up to 3 times behind the controller's
+# back (one trial training four times); the controller owns retries.
+run_trial = ray.remote(max_retries=0)(run_trial_here)

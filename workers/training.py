@@ -1,0 +1,137 @@
+"""One trial's training: YOLOv5 hyps in, an ultralytics training, fitness per epoch and at the end out."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hyps import METRIC_NAMES, YOLOV5_FITNESS_WEIGHTS, YOLOV5_PARITY_ARGS, fitness, translate_hyp
+from workers.offline import seal_ultralytics
+
+# ultralytics' names for the validation metrics our fitness weighs, in METRIC_NAMES order.
+_ULTRALYTICS_METRICS = (
+    "metrics/precision(B)",
+    "metrics/recall(B)",
+    "metrics/mAP50(B)",
+    "metrics/mAP50-95(B)",
+)
+
+EpochCallback = Callable[[int, float, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to train one trial; plain data, so it travels to any Ray node."""
+
+    trial_number: int
+    data: dict[str, Any]  # a checked data.yaml: absolute paths, no `download` key
+    model: str
+    epochs: int
+    imgsz: int
+    batch: int
+    seed: int
+    hyp: dict[str, float]  # all YOLOv5 keys for this trial
+    output_dir: str
+    fitness_weights: Sequence[float] = YOLOV5_FITNESS_WEIGHTS
+    dataloader_workers: int = 0
+
+
+@dataclass
+class TrialResult:
+    """What a finished training reports: final fitness and metrics, fitness per epoch, and the
+    arguments the ultralytics trainer really used (read back from the trainer, not from our dict)."""
+
+    fitness: float
+    metrics: dict[str, float]
+    epochs: list[float]
+    duration_s: float
+    device: str
+    train_args: dict[str, Any] = field(default_factory=dict)
+
+
+def train_args_for(spec: TrialSpec, device: str) -> dict[str, Any]:
+    """The keyword arguments passed to ``YOLO(model).train`` for ``spec``."""
+    out = Path(spec.output_dir)
+    return {
+        **YOLOV5_PARITY_ARGS,
+        **translate_hyp(spec.hyp),
+        "data": str(out / "data.yaml"),
+        "epochs": spec.epochs,
+        "imgsz": spec.imgsz,
+        "batch": spec.batch,
+        "seed": spec.seed,
+        "device": device,
+        "workers": spec.dataloader_workers,
+        "project": str(out.parent),
+        "name": out.name,
+        "exist_ok": True,
+        "plots": False,
+        "save": False,
+        "verbose": False,
+    }
+
+
+def _metrics_of(trainer: Any) -> dict[str, float]:
+    raw: Mapping[str, Any] = trainer.metrics or {}
+    values = {}
+    for ours, theirs in zip(METRIC_NAMES, _ULTRALYTICS_METRICS, strict=True):
+        value = float(raw.get(theirs, 0.0))
+        values[ours] = 0.0 if math.isnan(value) else value
+    return values
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | None = None) -> TrialResult:
+    """Train ``spec`` with ultralytics on ``device``; call ``on_epoch(epoch, fitness, metrics)`` after
+    each epoch's validation. The result's fitness is the last epoch's, as in YOLOv5's --evolve."""
+    seal_ultralytics()
+    from ultralytics import YOLO
+
+    out = Path(spec.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "data.yaml").write_text(yaml.safe_dump(spec.data, sort_keys=False), encoding="utf-8")
+
+    started = time.monotonic()
+    per_epoch: list[float] = []
+    last_metrics: dict[str, float] = {}
+    used_args: dict[str, Any] = {}
+
+    def record_args(trainer: Any) -> None:
+        used_args.update({k: _plain(v) for k, v in vars(trainer.args).items()})
+
+    def record_epoch(trainer: Any) -> None:
+        # ultralytics calls this once more after training to log best.pt's validation at step
+        # `epochs`; that is not a training epoch, so it must not count as one.
+        if trainer.epoch >= trainer.epochs or len(per_epoch) > trainer.epoch:
+            return
+        metrics = _metrics_of(trainer)
+        value = fitness(metrics, spec.fitness_weights)
+        per_epoch.append(value)
+        last_metrics.clear()
+        last_metrics.update(metrics)
+        if on_epoch is not None:
+            on_epoch(trainer.epoch, value, metrics)
+
+    model = YOLO(spec.model)
+    model.add_callback("on_train_start", record_args)
+    model.add_callback("on_fit_epoch_end", record_epoch)
+    model.train(**train_args_for(spec, device))
+    if not per_epoch:
+        raise RuntimeError(f"training of trial {spec.trial_number} ended without a validated epoch")
+    return TrialResult(
+        fitness=per_epoch[-1],
+        metrics=dict(last_metrics),
+        epochs=per_epoch,
+        duration_s=time.monotonic() - started,
+        device=device,
+        train_args=used_args,
+    )
