@@ -48,7 +48,7 @@ def _write_split(root: Path, split: str, count: int, image_size: int, rng: np.ra
         (labels / f"{split}_{index:04d}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
-def write_sample_dataset(root: Path, n_train: int = 128, n_val: int = 32, image_size: int = 96, seed: int = 0) -> Path:
+def write_sample_dataset(root: Path, n_train: int = 512, n_val: int = 64, image_size: int = 96, seed: int = 0) -> Path:
     """Write the data set under ``root`` (images/, labels/, data.yaml) and return the data.yaml path.
 
     The same arguments always give byte-identical files.

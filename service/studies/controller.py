@@ -32,7 +32,7 @@ STOP_WAIT_S = 60.0
 class StudyController:
     """Owns the database, the Optuna storage and one runner thread per unfinished study."""
 
-    def __init__(self, settings: Settings, connect_ray: Callable[[], None]) -> None:
+    def __init__(self, settings: Settings, connect_ray: Callable[[], dict[str, float]]) -> None:
         settings.prepare_dirs()
         self.settings = settings
         self.engine = make_engine(settings.DATABASE_URL)

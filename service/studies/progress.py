@@ -38,10 +38,13 @@ def _duration_s(trial: FrozenTrial) -> float | None:
 
 
 def trial_out(trial: FrozenTrial) -> TrialOut:
+    params = dict(trial.params)
+    if trial.state == TrialState.WAITING:  # an enqueued trial keeps the params it will run with here
+        params = dict(trial.system_attrs.get("fixed_params", {}))
     return TrialOut(
         number=trial.number,
         state=_STATE_NAMES[trial.state],
-        params=dict(trial.params),
+        params=params,
         fitness=trial.value if trial.state == TrialState.COMPLETE else None,
         metrics=trial.user_attrs.get("metrics"),
         epochs=[trial.intermediate_values[step] for step in sorted(trial.intermediate_values)],

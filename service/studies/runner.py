@@ -34,7 +34,7 @@ class RunnerContext:
 
     settings: Settings
     sessions: sessionmaker
-    connect_ray: Callable[[], None]
+    connect_ray: Callable[[], dict[str, float]]
 
 
 def _error_text(exc: BaseException) -> str:
@@ -78,7 +78,7 @@ class StudyRunner(threading.Thread):
             row = session.get(StudyRow, self.study_id)
             assert row is not None, f"study {self.study_id} has no row"
             request, dataset, optuna_name = dict(row.request), dict(row.dataset), row.optuna_name
-        self._context.connect_ray()
+        resources = self._context.connect_ray()
         storage_url = self._context.settings.DATABASE_URL
         study = optuna.load_study(
             study_name=optuna_name,
@@ -87,7 +87,7 @@ class StudyRunner(threading.Thread):
         )
         space = distributions(default_evolve_keys())
         seed_hyp = load_seed_hyp(request["seed_hyp"])
-        use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        use_gpu = resources.get("GPU", 0) > 0
         self._set_state("running")
 
         used = budget_used(study)

@@ -1,0 +1,90 @@
+"""Shared fixtures: the sample data set (written once), settings on temporary folders, a live API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from service.api.app import create_app
+from service.sample_data import write_sample_dataset
+from service.settings import Settings
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding the sample data set at shapes/ (read-only by convention: copy to change)."""
+    root = tmp_path_factory.mktemp("data")
+    write_sample_dataset(root / "shapes")
+    return root
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """An empty data root of this test's own."""
+    root = tmp_path / "data"
+    root.mkdir()
+    return root
+
+
+def make_settings(home: Path, data_root: Path, **overrides: object) -> Settings:
+    return Settings(HOME=home, DATA_ROOT=data_root, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, data_root: Path) -> Settings:
+    return make_settings(tmp_path / "home", data_root)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """The real app behind a real uvicorn on a loopback port, in a thread of the test process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> httpx.Client:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the API did not start")
+            time.sleep(0.05)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[httpx.Client]:
+    """An HTTP client for a live API on ``settings`` (no study runs, so Ray is never started)."""
+    with LiveServer(settings) as client:
+        yield client
+
+
+def copy_dataset(source_root: Path, target_root: Path, name: str = "shapes") -> Path:
+    """Copy a data set between data roots; returns the new data.yaml."""
+    shutil.copytree(source_root / name, target_root / name)
+    return target_root / name / "data.yaml"

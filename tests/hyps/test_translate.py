@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from ultralytics.cfg import DEFAULT_CFG_DICT
+
+from hyps import HELD_KEYS, HYP_KEYS, YOLOV5_PARITY_ARGS, load_seed_hyp, translate_hyp
+
+
+def test_every_translated_argument_exists_in_the_installed_ultralytics() -> None:
+    args = translate_hyp(load_seed_hyp("scratch-low"))
+    missing = sorted(set(args) - set(DEFAULT_CFG_DICT))
+    assert missing == []
+    assert sorted(set(YOLOV5_PARITY_ARGS) - set(DEFAULT_CFG_DICT)) == []
+
+
+def test_every_yolov5_key_is_translated_or_held_on_purpose() -> None:
+    args = translate_hyp(load_seed_hyp("scratch-low"))
+    assert set(args) | set(HELD_KEYS) == set(HYP_KEYS)
+    assert not set(args) & set(HELD_KEYS)
+
+
+def test_loss_gains_are_converted_relative_to_each_frameworks_default() -> None:
+    # YOLOv5's defaults land on ultralytics' defaults; never the raw 0.05 (150 times too small).
+    assert translate_hyp({"box": 0.05, "cls": 0.5}) == {"box": DEFAULT_CFG_DICT["box"], "cls": DEFAULT_CFG_DICT["cls"]}
+    assert translate_hyp({"box": 0.1})["box"] == 2 * DEFAULT_CFG_DICT["box"]
+
+
+def test_held_keys_never_reach_the_trainer() -> None:
+    assert translate_hyp({"cls_pw": 1.0, "obj": 0.7, "fl_gamma": 1.5}) == {}
+
+
+def test_same_meaning_keys_pass_through_unchanged() -> None:
+    assert translate_hyp({"lr0": 0.02, "mosaic": 0.5}) == {"lr0": 0.02, "mosaic": 0.5}
+
+
+def test_yolov5_parity_uses_sgd_so_lr0_takes_effect() -> None:
+    assert YOLOV5_PARITY_ARGS["optimizer"] == "SGD"

@@ -1,0 +1,117 @@
+"""Bad requests through real HTTP: a 4xx naming the field and the value, and nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import optuna
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from service.db import StudyRow
+from service.settings import Settings
+from tests.conftest import copy_dataset
+
+
+@pytest.fixture
+def shapes(data_root: Path, shapes_root: Path) -> str:
+    copy_dataset(shapes_root, data_root)
+    return "shapes/data.yaml"
+
+
+def _nothing_written(settings: Settings) -> None:
+    engine = create_engine(settings.DATABASE_URL)
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(StudyRow)) == 0
+    engine.dispose()
+    assert optuna.get_all_study_names(settings.DATABASE_URL) == []
+
+
+BAD_FIELDS: list[tuple[str, Any]] = [
+    ("epochs", 0),
+    ("epochs", 100000),
+    ("epochs", "many"),
+    ("n_trials", 0),
+    ("n_trials", -3),
+    ("parallel", 0),
+    ("imgsz", 65),
+    ("imgsz", 16),
+    ("batch", 0),
+    ("seed", -1),
+    ("sampler", "grid"),
+    ("seed_hyp", "scratch-huge"),
+    ("model", "yolov8n.yaml"),
+    ("model", "../../evil.pt"),
+    ("name", "../x"),
+    ("unknown_field", 1),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_FIELDS)
+def test_bad_field_gets_422_naming_field_and_value(
+    api: httpx.Client, settings: Settings, shapes: str, field: str, value: Any
+) -> None:
+    response = api.post("/studies", json={"dataset": shapes, field: value})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["errors"][0]["field"] == field
+    assert body["errors"][0]["value"] == value
+    assert field in body["detail"]
+    assert repr(value) in body["detail"]
+    _nothing_written(settings)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ("../etc/data.yaml", "outside the data root"),
+        ("/etc/data.yaml", "relative to the data root"),
+        ("missing/data.yaml", "does not exist"),
+    ],
+)
+def test_bad_dataset_gets_422_naming_it(api: httpx.Client, settings: Settings, dataset: str, message: str) -> None:
+    response = api.post("/studies", json={"dataset": dataset})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["errors"] == [{"field": "dataset", "value": dataset, "message": body["errors"][0]["message"]}]
+    assert message in body["detail"]
+    _nothing_written(settings)
+
+
+def test_download_key_in_data_yaml_gets_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
+    data_yaml = settings.DATA_ROOT / shapes
+    data_yaml.write_text(data_yaml.read_text() + "download: https://example.invalid/x.zip\n")
+    response = api.post("/studies", json={"dataset": shapes})
+    assert response.status_code == 422
+    assert "'download' key" in response.json()["detail"]
+    _nothing_written(settings)
+
+
+def test_missing_dataset_field_gets_422(api: httpx.Client, settings: Settings) -> None:
+    response = api.post("/studies", json={"epochs": 3})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "dataset"
+    _nothing_written(settings)
+
+
+def test_malformed_json_gets_422(api: httpx.Client, settings: Settings) -> None:
+    response = api.post("/studies", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    _nothing_written(settings)
+
+
+@pytest.mark.parametrize("path", ["/studies/999", "/studies/999/trials", "/studies/999/hyp.yaml"])
+def test_unknown_study_gets_404(api: httpx.Client, path: str) -> None:
+    response = api.get(path)
+    assert response.status_code == 404
+    assert response.json()["detail"] == "study 999 does not exist"
+
+
+def test_stop_of_unknown_study_gets_404(api: httpx.Client) -> None:
+    assert api.post("/studies/999/stop").status_code == 404
+
+
+def test_healthz(api: httpx.Client) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}

@@ -1,0 +1,152 @@
+"""The whole path through a real `hypevolve serve` process: HTTP in, Optuna + Ray + ultralytics
+trainings, hyp.yaml out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from hyps import HYP_KEYS, default_evolve_keys, load_seed_hyp
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+FINISHED = ("completed", "stopped", "failed")
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    home = tmp_path_factory.mktemp("home")
+    port = free_port()
+    env = {
+        **os.environ,
+        "HYPEVOLVE_HOME": str(home),
+        "HYPEVOLVE_DATA_ROOT": str(shapes_root),
+        "HYPEVOLVE_RAY_NUM_CPUS": "2",
+    }
+    command = [str(Path(sys.executable).parent / "hypevolve"), "serve", "--port", str(port)]
+    log = (home / "serve.log").open("w")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+    def healthy() -> bool:
+        assert process.poll() is None, (home / "serve.log").read_text()
+        try:
+            return client.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(healthy, 60, "the API to start")
+    yield client
+    client.close()
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def _run_to_end(server: httpx.Client, study_id: int, timeout: float = 420) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        study = server.get(f"/studies/{study_id}").json()
+        return study if study["state"] in FINISHED else None
+
+    result: dict[str, Any] = wait_for(finished, timeout, f"study {study_id} to finish")
+    return result
+
+
+def test_study_runs_to_completion_and_exports_the_best_hyps(server: httpx.Client) -> None:
+    request = {"dataset": "shapes/data.yaml", "epochs": 2, "imgsz": 64, "batch": 16, "n_trials": 3, "parallel": 2}
+    created = server.post("/studies", json={**request, "name": "e2e"})
+    assert created.status_code == 201, created.text
+    study = created.json()
+    assert study["name"] == "e2e"
+    assert study["request"]["parallel"] == 2
+
+    study = _run_to_end(server, study["id"])
+    assert study["state"] == "completed", study
+    assert study["counts"] == {"running": 0, "waiting": 0, "complete": 3, "pruned": 0, "fail": 0}
+    assert study["elapsed_s"] > 0
+
+    trials = server.get(f"/studies/{study['id']}/trials").json()
+    assert [t["number"] for t in trials] == [0, 1, 2]
+    assert all(t["state"] == "complete" and t["error"] is None for t in trials)
+    # Trial 0 is hyp.scratch-low.yaml itself; the sampler moved every later trial elsewhere.
+    seed = load_seed_hyp("scratch-low")
+    assert trials[0]["params"] == {k: seed[k] for k in default_evolve_keys()}
+    assert len({tuple(sorted(t["params"].items())) for t in trials}) == 3
+    for trial in trials:
+        assert len(trial["epochs"]) == 2
+        assert trial["fitness"] == trial["epochs"][-1]
+        assert set(trial["metrics"]) == {"precision", "recall", "mAP50", "mAP50-95"}
+        assert trial["duration_s"] > 0
+        assert trial["node"]
+
+    best = study["best"]
+    assert best["fitness"] == max(t["fitness"] for t in trials)
+    assert best["params"] == trials[best["trial"]]["params"]
+
+    response = server.get(f"/studies/{study['id']}/hyp.yaml")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-yaml")
+    hyp = yaml.safe_load(response.text)
+    assert list(hyp) == list(HYP_KEYS)
+    # Searched keys carry the best trial's exact values; the rest are the seed file's.
+    assert {k: hyp[k] for k in best["params"]} == best["params"]
+    assert {k: hyp[k] for k in HYP_KEYS if k not in best["params"]} == {
+        k: seed[k] for k in HYP_KEYS if k not in best["params"]
+    }
+    assert f"trial {best['trial']}" in response.text.splitlines()[1]
+
+    listed = server.get("/studies").json()
+    assert [s["id"] for s in listed] == [study["id"]]
+
+
+def test_stop_cancels_the_running_trial_and_starts_no_more(server: httpx.Client) -> None:
+    request = {"dataset": "shapes/data.yaml", "epochs": 50, "imgsz": 64, "n_trials": 4, "parallel": 1}
+    study_id = server.post("/studies", json=request).json()["id"]
+
+    def running_trial() -> bool:
+        return any(t["state"] == "running" for t in server.get(f"/studies/{study_id}/trials").json())
+
+    wait_for(running_trial, 120, "a trial to start")
+    stopped = server.post(f"/studies/{study_id}/stop")
+    assert stopped.status_code == 200
+    assert stopped.json()["state"] == "stopped"
+
+    time.sleep(2)
+    study = server.get(f"/studies/{study_id}").json()
+    assert study["state"] == "stopped"
+    assert study["counts"]["running"] == 0
+    trials = server.get(f"/studies/{study_id}/trials").json()
+    cancelled = [t for t in trials if t["state"] == "fail"]
+    assert [t["error"] for t in cancelled] == ["cancelled: study stopped"]
+    # The cancelled trial's params wait to run again if the study is resumed; nothing else started.
+    assert [t["state"] for t in trials] == ["fail", "waiting"]
+    assert trials[1]["params"] == trials[0]["params"]
+
+    response = server.get(f"/studies/{study_id}/hyp.yaml")
+    assert response.status_code == 404
+    assert "no completed trial" in response.json()["detail"]
+    assert server.post(f"/studies/{study_id}/stop").status_code == 409

@@ -1,0 +1,59 @@
+"""Real ultralytics trainings on the sample data set (seconds each on 2 CPU cores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hyps import load_seed_hyp, translate_hyp
+from service.datasets import check_dataset
+from workers.training import TrialResult, TrialSpec, train_trial
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 8
+
+
+def _train(shapes_root: Path, out: Path, **hyp: float) -> TrialResult:
+    spec = TrialSpec(
+        trial_number=0,
+        data=check_dataset(shapes_root, "shapes/data.yaml"),
+        model="yolov5n.yaml",
+        epochs=EPOCHS,
+        imgsz=64,
+        batch=16,
+        seed=0,
+        hyp={**load_seed_hyp("scratch-low"), **hyp},
+        output_dir=str(out),
+    )
+    return train_trial(spec)
+
+
+@pytest.fixture(scope="module")
+def default_run(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> TrialResult:
+    return _train(shapes_root, tmp_path_factory.mktemp("runs") / "default")
+
+
+def test_default_hyps_learn_the_sample_data(default_run: TrialResult) -> None:
+    assert len(default_run.epochs) == EPOCHS
+    # A few epochs from scratch at 64 px already find the shapes.
+    assert default_run.fitness > 0.02
+    assert default_run.fitness == pytest.approx(
+        0.1 * default_run.metrics["mAP50"] + 0.9 * default_run.metrics["mAP50-95"]
+    )
+
+
+def test_trainer_used_the_translated_hyps(default_run: TrialResult) -> None:
+    expected = translate_hyp(load_seed_hyp("scratch-low"))
+    used = {key: default_run.train_args[key] for key in expected}
+    assert used == pytest.approx(expected)
+    assert default_run.train_args["optimizer"] == "SGD"
+    # ultralytics' cls_pw is a re-weighting power: YOLOv5's 1.0 must not reach it.
+    assert default_run.train_args["cls_pw"] == 0.0
+
+
+def test_good_and_bad_learning_rates_separate(shapes_root: Path, tmp_path: Path, default_run: TrialResult) -> None:
+    good = _train(shapes_root, tmp_path / "good", lr0=0.05)
+    bad = _train(shapes_root, tmp_path / "bad", lr0=0.002)
+    assert good.fitness > bad.fitness + 0.05
