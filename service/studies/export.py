@@ -12,7 +12,7 @@ def best_hyp_yaml(row: StudyRow, best: BestHypRow) -> str:
     request = row.request
     metrics = ", ".join(f"{k} {v:.5g}" for k, v in best.metrics.items())
     header = [
-        f"hypevolve study '{row.name}' (id {row.id}): best of its trials so far",
+        f"hypevolve study '{row.name}' (id {row.id}, {row.state}): its best trial",
         f"trial {best.trial_number}, fitness {best.fitness:.6g} (0.1 x mAP@0.5 + 0.9 x mAP@0.5:0.95)",
         f"metrics: {metrics}",
         f"trained: {request['model']} on {request['dataset']}, {request['epochs']} epochs, "
