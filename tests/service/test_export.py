@@ -10,7 +10,7 @@ from service.studies.export import best_hyp_yaml
 def _rows(seed_hyp: str, params: dict[str, float]) -> tuple[StudyRow, BestHypRow]:
     request = {"dataset": "shapes/data.yaml", "model": "yolov5n.yaml", "epochs": 3, "imgsz": 64, "batch": 16,
                "seed_hyp": seed_hyp}  # fmt: skip
-    row = StudyRow(id=7, name="export", optuna_name="export", request=request, dataset={})
+    row = StudyRow(id=7, name="export", optuna_name="export", state="completed", request=request, dataset={})
     metrics = {"precision": 0.5, "recall": 0.4, "mAP50": 0.3, "mAP50-95": 0.2}
     best = BestHypRow(study_id=7, trial_number=4, fitness=0.21, params=params, metrics=metrics)
     return row, best
@@ -31,7 +31,7 @@ def test_export_has_all_28_keys_in_yolov5_order_with_best_values_and_seed_for_th
 def test_export_header_says_where_the_values_came_from() -> None:
     text = best_hyp_yaml(*_rows("scratch-low", {"lr0": 0.02}))
     header = [line for line in text.splitlines() if line.startswith("# ") and ":" in line][:4]
-    assert "study 'export' (id 7)" in header[0]
+    assert "study 'export' (id 7, completed)" in header[0]
     assert "trial 4, fitness 0.21" in header[1]
     assert "mAP50-95 0.2" in header[2]
     assert "yolov5n.yaml on shapes/data.yaml, 3 epochs, imgsz 64, batch 16" in header[3]
