@@ -6,10 +6,11 @@ from __future__ import annotations
 from hyps.files import HYP_KEYS, SEED_HYPS, load_seed_hyp, render_hyp_yaml
 from hyps.fitness import METRIC_NAMES, YOLOV5_FITNESS_WEIGHTS, fitness
 from hyps.space import KeyRange, default_evolve_keys, distributions, load_search_space, out_of_bounds
-from hyps.translate import HELD_KEYS, YOLOV5_PARITY_ARGS, translate_hyp
+from hyps.translate import HELD_KEYS, HYP_ARGS, YOLOV5_PARITY_ARGS, translate_hyp, untranslate_args
 
 __all__ = [
     "HELD_KEYS",
+    "HYP_ARGS",
     "HYP_KEYS",
     "METRIC_NAMES",
     "SEED_HYPS",
@@ -24,4 +25,5 @@ __all__ = [
     "out_of_bounds",
     "render_hyp_yaml",
     "translate_hyp",
+    "untranslate_args",
 ]

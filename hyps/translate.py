@@ -42,6 +42,11 @@ HELD_KEYS: dict[str, str] = {
 YOLOV5_PARITY_ARGS: dict[str, Any] = {"optimizer": "SGD", "close_mosaic": 0, "cls_pw": 0.0}
 
 
+# Every ultralytics argument a YOLOv5 hyp file can set, plus the parity arguments: what a trial's
+# recorded train_args are compared against.
+HYP_ARGS: tuple[str, ...] = (*PASSTHROUGH_KEYS, *CONVERTED_KEYS, *YOLOV5_PARITY_ARGS)
+
+
 def translate_hyp(hyp: Mapping[str, float]) -> dict[str, float]:
     """Map YOLOv5 hyp values to ultralytics train arguments; held keys are dropped, unknown keys rejected."""
     args: dict[str, float] = {}
@@ -54,3 +59,16 @@ def translate_hyp(hyp: Mapping[str, float]) -> dict[str, float]:
         elif key not in HELD_KEYS:
             raise ValueError(f"unknown YOLOv5 hyp key {key!r}")
     return args
+
+
+def untranslate_args(args: Mapping[str, Any]) -> dict[str, float]:
+    """The inverse of translate_hyp for ultralytics results (a tuner's log): YOLOv5 values for the
+    arguments that have a YOLOv5 key; ultralytics-only arguments (dfl, bgr, cutmix, ...) are dropped."""
+    hyp: dict[str, float] = {}
+    for key, value in args.items():
+        if key in PASSTHROUGH_KEYS:
+            hyp[key] = float(value)
+        elif key in CONVERTED_KEYS:
+            yolov5_ref, ultralytics_ref = CONVERTED_KEYS[key]
+            hyp[key] = yolov5_ref * float(value) / ultralytics_ref
+    return hyp

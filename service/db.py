@@ -36,6 +36,8 @@ class StudyRow(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     # The checked data.yaml (absolute paths, no download key) that workers train on.
     dataset: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The resolved search: seed values, searched keys and ranges, fixed values, fitness weights.
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hyps import SEED_HYPS
+from hyps import SEED_HYPS, YOLOV5_FITNESS_WEIGHTS
 from service.studies.samplers import SAMPLER_NAMES
 
 StudyState = Literal["queued", "running", "completed", "stopped", "failed"]
@@ -32,7 +32,24 @@ class StudyRequest(BaseModel):
     n_trials: int = Field(30, ge=1, le=10000, description="Trials in the study, the seed trial included.")
     parallel: int = Field(1, ge=1, le=1024, description="Trials running at once.")
     sampler: str = Field("tpe", description=f"One of {', '.join(SAMPLER_NAMES)}.")
-    seed_hyp: str = Field("scratch-low", description=f"Trial 0's hyps and the base: {', '.join(SEED_HYPS)}.")
+    seed_hyp: str | dict[str, Any] = Field(
+        "scratch-low",
+        description=f"Trial 0's hyps and the base for keys not searched: {', '.join(SEED_HYPS)}, or your own "
+        "hyp values as an object or as the text of a YOLOv5 hyp.yaml (keys left out come from scratch-low).",
+    )
+    evolve: list[str] | None = Field(
+        None, max_length=28, description="Keys to search; default: every key with an effect that YOLOv5 evolves."
+    )
+    fixed: dict[str, float] = Field(default_factory=dict, description="Keys held at these values, not searched.")
+    bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="[low, high] per searched key, inside YOLOv5's bounds."
+    )
+    fitness_weights: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: list(YOLOV5_FITNESS_WEIGHTS),
+        min_length=4,
+        max_length=4,
+        description="Weights of [P, R, mAP50, mAP50-95] in the fitness; YOLOv5's [0, 0, 0.1, 0.9] by default.",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every training.")
     name: str | None = Field(None, description="Unique; letters, digits, '.', '_', '-'; default study-<id>.")
 
@@ -55,13 +72,6 @@ class StudyRequest(BaseModel):
     def _known_sampler(cls, value: str) -> str:
         if value not in SAMPLER_NAMES:
             raise ValueError(f"unknown sampler; valid names: {', '.join(SAMPLER_NAMES)}")
-        return value
-
-    @field_validator("seed_hyp")
-    @classmethod
-    def _known_seed_hyp(cls, value: str) -> str:
-        if value not in SEED_HYPS:
-            raise ValueError(f"unknown seed hyp; valid names: {', '.join(SEED_HYPS)}")
         return value
 
     @field_validator("name")
@@ -104,3 +114,12 @@ class TrialOut(BaseModel):
     duration_s: float | None
     error: str | None
     node: str | None = Field(None, description="The host the trial ran on.")
+    train_args: dict[str, Any] | None = Field(
+        None, description="The hyp arguments the ultralytics trainer really used, read back from it."
+    )
+
+
+class ImportOut(BaseModel):
+    imported: int = Field(description="Completed trials added.")
+    format: str = Field(description="The file format read: evolve-csv, tune-csv or tune-ndjson.")
+    trials: list[int] = Field(description="Numbers of the trials added.")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse, Response
 
-from service.schemas import StudyOut, StudyRequest, TrialOut
+from service.schemas import ImportOut, StudyOut, StudyRequest, TrialOut
 from service.studies.controller import StudyController
 
 
@@ -51,6 +51,41 @@ def download_hyp_yaml(study_id: int, controller: Controller) -> PlainTextRespons
     text, name = controller.hyp_yaml(study_id)
     headers = {"Content-Disposition": f'attachment; filename="hyp.{name}.yaml"'}
     return PlainTextResponse(text, media_type="application/x-yaml", headers=headers)
+
+
+@router.get(
+    "/{study_id}/args.yaml",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/x-yaml": {}}}, 404: {"description": "No completed trial yet."}},
+)
+def download_args_yaml(study_id: int, controller: Controller) -> PlainTextResponse:
+    """The best hyperparameters as ultralytics train arguments, for ``yolo train cfg=args.yaml``."""
+    text, name = controller.args_yaml(study_id)
+    headers = {"Content-Disposition": f'attachment; filename="args.{name}.yaml"'}
+    return PlainTextResponse(text, media_type="application/x-yaml", headers=headers)
+
+
+@router.get(
+    "/{study_id}/evolve.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 404: {"description": "No completed trial yet."}},
+)
+def evolve_plot(study_id: int, controller: Controller) -> Response:
+    """Fitness against each searched hyp, one scatter per key, the best trial marked (YOLOv5's evolve.png)."""
+    return Response(controller.evolve_png(study_id), media_type="image/png")
+
+
+@router.post("/{study_id}/import", response_model=ImportOut)
+async def import_results(
+    study_id: int,
+    request: Request,
+    controller: Controller,
+    format: str | None = Query(None, description="evolve-csv, tune-csv or tune-ndjson; detected when absent"),
+) -> ImportOut:
+    """Add earlier results as completed trials: the request body is a YOLOv5 evolve.csv or an
+    ultralytics tune_results (.csv or .ndjson). A malformed file gets 422 and adds nothing."""
+    body = await request.body()
+    return ImportOut(**controller.import_results(study_id, body, format))
 
 
 @router.post("/{study_id}/stop", response_model=StudyOut)

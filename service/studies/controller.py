@@ -6,21 +6,26 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import optuna
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from hyps import default_evolve_keys, load_seed_hyp
+from hyps import fitness
 from service.datasets import check_dataset
 from service.db import BestHypRow, StudyRow, make_engine, make_sessionmaker
-from service.errors import Conflict, NotReady, StudyNotFound
+from service.errors import Conflict, InvalidRequest, NotReady, StudyNotFound
 from service.schemas import StudyOut, StudyRequest, TrialOut
 from service.settings import Settings
-from service.studies.export import best_hyp_yaml
+from service.studies.best import record_if_best
+from service.studies.export import best_args_yaml, best_hyp_yaml
+from service.studies.imports import parse_results
+from service.studies.plan import StudyPlan, build_plan
+from service.studies.plots import evolve_png
 from service.studies.progress import study_out, trial_out
 from service.studies.runner import RunnerContext, StudyRunner
-from service.studies.trials import fail_trial
+from service.studies.trials import IMPORTED, fail_trial
 from workers.storage import open_optuna_storage
 
 logger = logging.getLogger(__name__)
@@ -47,6 +52,7 @@ class StudyController:
     def create_study(self, request: StudyRequest) -> StudyOut:
         """Validate ``request`` against the data root, create the study with its seed trial, start it."""
         dataset = check_dataset(self.settings.DATA_ROOT, request.dataset)
+        plan = build_plan(request.seed_hyp, request.evolve, request.fixed, request.bounds, request.fitness_weights)
         if request.name is not None:
             self._check_name_free(request.name)
         # SQLite has one writer: commit our row before Optuna writes through its own connection.
@@ -56,6 +62,7 @@ class StudyController:
                 optuna_name=f"pending-{uuid.uuid4().hex}",
                 request=request.model_dump(),
                 dataset=dataset,
+                plan=plan.to_json(),
             )
             session.add(row)
             try:
@@ -69,9 +76,8 @@ class StudyController:
         except optuna.exceptions.DuplicatedStudyError:
             self._delete_row(study_id)
             raise Conflict(f"an Optuna study named {name!r} already exists in this database") from None
-        seed = load_seed_hyp(request.seed_hyp)
         # Trial 0 is the seed file itself: the baseline every other trial is judged against.
-        study.enqueue_trial({k: seed[k] for k in default_evolve_keys()}, user_attrs={"seed_hyp": request.seed_hyp})
+        study.enqueue_trial(plan.start_params(), user_attrs={"seed_hyp": plan.seed_name})
         study.set_user_attr("hypevolve_study_id", study_id)
         with self.sessions.begin() as session:
             row = session.get_one(StudyRow, study_id)
@@ -133,14 +139,76 @@ class StudyController:
 
     def hyp_yaml(self, study_id: int) -> tuple[str, str]:
         """The best hyps as a YOLOv5 hyp file, and the study's name; NotReady before a trial completes."""
+        row, best = self._best(study_id)
+        return best_hyp_yaml(row, best), row.name
+
+    def args_yaml(self, study_id: int) -> tuple[str, str]:
+        """The best hyps as an ultralytics train config, and the study's name."""
+        row, best = self._best(study_id)
+        return best_args_yaml(row, best), row.name
+
+    def evolve_png(self, study_id: int) -> bytes:
+        """Fitness against each searched hyp, best trial marked; NotReady before a trial completes."""
+        row, best = self._best(study_id)
+        completed = [t for t in self._trials(row) if t.state == optuna.trial.TrialState.COMPLETE]
+        return evolve_png(completed, StudyPlan.from_json(row.plan).evolve, best.trial_number)
+
+    def import_results(self, study_id: int, body: bytes, fmt: str | None) -> dict[str, Any]:
+        """Add a user's earlier results (YOLOv5 evolve.csv, ultralytics tune results) as completed
+        trials, fitness recomputed with the study's weights where the file has the metrics. All rows
+        or none: a bad row refuses the file."""
+        row = self._row(study_id)
+        plan = StudyPlan.from_json(row.plan)
+        fmt, results = parse_results(body, fmt)
+        distributions = plan.distributions()
+        batch = uuid.uuid4().hex
+        trials = []
+        for result in results:
+            params = {k: v for k, v in result.hyp.items() if k in distributions}
+            if not params:
+                raise InvalidRequest(
+                    "file", f"line {result.line}", f"has none of the searched keys {list(plan.evolve)}"
+                )
+            for key, value in params.items():
+                bounds = plan.ranges[key]
+                if not bounds.contains(value):
+                    raise InvalidRequest(
+                        "file", f"line {result.line}", f"{key}={value} lies outside the study's range "
+                        f"[{bounds.low}, {bounds.high}]",
+                    )  # fmt: skip
+            if result.metrics is not None:
+                value = fitness(result.metrics, plan.fitness_weights)
+            elif result.fitness is not None:
+                value = result.fitness
+            else:
+                raise InvalidRequest("file", f"line {result.line}", "has neither metrics nor a fitness")
+            attrs = {IMPORTED: fmt, "import_batch": batch, "import_line": result.line, "metrics": result.metrics}
+            trials.append(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions={k: distributions[k] for k in params},
+                    value=value,
+                    user_attrs=attrs,
+                )
+            )
+        study = optuna.load_study(study_name=row.optuna_name, storage=self.storage)
+        study.add_trials(trials)
+        added = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("import_batch") == batch]
+        top = max(added, key=lambda t: t.value or 0.0)
+        record_if_best(
+            self.sessions, study_id, top.number, top.params, float(top.value or 0.0), top.user_attrs["metrics"] or {}
+        )
+        return {"imported": len(added), "format": fmt, "trials": [t.number for t in added]}
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _best(self, study_id: int) -> tuple[StudyRow, BestHypRow]:
         row = self._row(study_id)
         with self.sessions() as session:
             best = session.get(BestHypRow, study_id)
         if best is None:
             raise NotReady(f"study {study_id} has no completed trial yet")
-        return best_hyp_yaml(row, best), row.name
-
-    # -- internals -------------------------------------------------------------------------------
+        return row, best
 
     def _row(self, study_id: int) -> StudyRow:
         with self.sessions() as session:

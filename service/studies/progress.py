@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from optuna.trial import FrozenTrial, TrialState
 
+from hyps import HYP_ARGS
 from service.db import BestHypRow, StudyRow, utcnow
 from service.schemas import BestOut, StudyOut, TrialOut
 from service.studies.trials import ERROR, counts_toward_budget
@@ -51,7 +52,12 @@ def trial_out(trial: FrozenTrial) -> TrialOut:
         duration_s=_duration_s(trial),
         error=trial.user_attrs.get(ERROR),
         node=trial.user_attrs.get("node"),
+        train_args=_hyp_args(trial.user_attrs.get("train_args")),
     )
+
+
+def _hyp_args(train_args: dict[str, object] | None) -> dict[str, object] | None:
+    return {k: v for k, v in train_args.items() if k in HYP_ARGS} if train_args else None
 
 
 def _eta_s(row: StudyRow, trials: Sequence[FrozenTrial]) -> float | None:

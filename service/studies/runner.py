@@ -13,9 +13,10 @@ import optuna
 import ray
 from sqlalchemy.orm import sessionmaker
 
-from hyps import default_evolve_keys, distributions, load_seed_hyp
-from service.db import BestHypRow, StudyRow, utcnow
+from service.db import StudyRow, utcnow
 from service.settings import Settings
+from service.studies.best import record_if_best
+from service.studies.plan import StudyPlan
 from service.studies.samplers import build_sampler
 from service.studies.trials import budget_used, complete_trial, fail_trial
 from workers.storage import open_optuna_storage
@@ -78,25 +79,24 @@ class StudyRunner(threading.Thread):
             row = session.get(StudyRow, self.study_id)
             assert row is not None, f"study {self.study_id} has no row"
             request, dataset, optuna_name = dict(row.request), dict(row.dataset), row.optuna_name
+            plan = StudyPlan.from_json(row.plan)
         resources = self._context.connect_ray()
         storage_url = self._context.settings.DATABASE_URL
-        study = optuna.load_study(
-            study_name=optuna_name,
-            storage=open_optuna_storage(storage_url),
-            sampler=build_sampler(request["sampler"], request["seed"]),
-        )
-        space = distributions(default_evolve_keys())
-        seed_hyp = load_seed_hyp(request["seed_hyp"])
+        study = optuna.load_study(study_name=optuna_name, storage=open_optuna_storage(storage_url))
+        used = budget_used(study)
+        # Offset by the trials already run, so a resumed study does not replay its first proposals.
+        sampler_seed = request["seed"] + len(study.get_trials(deepcopy=False))
+        study.sampler = build_sampler(request["sampler"], sampler_seed, plan.ranges, plan.start_params())
+        space = plan.distributions()
         use_gpu = resources.get("GPU", 0) > 0
         self._set_state("running")
 
-        used = budget_used(study)
         inflight: dict[ray.ObjectRef, optuna.Trial] = {}
         while self._stop_reason is None:
             while len(inflight) < request["parallel"] and used < request["n_trials"]:
                 trial = study.ask(space)
                 used += 1
-                spec = self._spec(trial, request, dataset, seed_hyp)
+                spec = self._spec(trial, request, dataset, plan)
                 # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
                 ref = self._dispatch(spec, storage_url, trial._trial_id, use_gpu)
                 inflight[ref] = trial
@@ -122,7 +122,7 @@ class StudyRunner(threading.Thread):
         trial: optuna.Trial,
         request: dict[str, Any],
         dataset: dict[str, Any],
-        seed_hyp: dict[str, float],
+        plan: StudyPlan,
     ) -> TrialSpec:
         settings = self._context.settings
         return TrialSpec(
@@ -133,7 +133,8 @@ class StudyRunner(threading.Thread):
             imgsz=request["imgsz"],
             batch=request["batch"],
             seed=request["seed"],
-            hyp={**seed_hyp, **trial.params},
+            hyp=plan.hyp_for(trial.params),
+            fitness_weights=plan.fitness_weights,
             output_dir=str(Path(settings.ARTIFACTS_DIR) / str(self.study_id) / str(trial.number)),
             dataloader_workers=settings.CPUS_PER_TRIAL - 1,
         )
@@ -166,7 +167,9 @@ class StudyRunner(threading.Thread):
             "train_args": result["train_args"],
         }
         if complete_trial(study, number, result["fitness"], attrs):
-            self._record_best(number, trial.params, result["fitness"], result["metrics"])
+            record_if_best(
+                self._context.sessions, self.study_id, number, trial.params, result["fitness"], result["metrics"]
+            )
 
     def _cancel(self, study: optuna.Study, inflight: dict[ray.ObjectRef, optuna.Trial]) -> None:
         reason = "cancelled: study stopped" if self._stop_reason == "user" else "interrupted: service shut down"
@@ -175,16 +178,7 @@ class StudyRunner(threading.Thread):
         for trial in inflight.values():
             fail_trial(study, trial.number, reason, interrupted=True)
 
-    # -- the service's own rows ------------------------------------------------------------------
-
-    def _record_best(self, number: int, params: dict[str, Any], fitness: float, metrics: dict[str, float]) -> None:
-        with self._context.sessions.begin() as session:
-            best = session.get(BestHypRow, self.study_id)
-            if best is None:
-                session.add(BestHypRow(study_id=self.study_id, trial_number=number, fitness=fitness,
-                                       params=params, metrics=metrics))  # fmt: skip
-            elif fitness > best.fitness:
-                best.trial_number, best.fitness, best.params, best.metrics = number, fitness, params, metrics
+    # -- the service's own row -------------------------------------------------------------------
 
     def _set_state(self, state: str, error: str | None = None) -> None:
         with self._context.sessions.begin() as session:

@@ -13,13 +13,16 @@ logger = logging.getLogger(__name__)
 # A trial the service cut short (stop, shutdown, crash of the service) rather than one whose
 # training failed: it does not use up the study's budget, and its params are queued again.
 INTERRUPTED = "interrupted"
+# A completed trial added from a user's earlier evolve.csv or tune results: history, not budget.
+IMPORTED = "imported_from"
 ERROR = "error"
 _ERROR_LIMIT = 4000
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
-    """True for trials that used one of the study's ``n_trials``: asked and not interrupted."""
-    return trial.state != TrialState.WAITING and not trial.user_attrs.get(INTERRUPTED, False)
+    """True for trials that used one of the study's ``n_trials``: asked, not interrupted, not imported."""
+    attrs = trial.user_attrs
+    return trial.state != TrialState.WAITING and not attrs.get(INTERRUPTED, False) and IMPORTED not in attrs
 
 
 def budget_used(study: optuna.Study) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, func, select
 from service.db import StudyRow
 from service.settings import Settings
 from tests.conftest import copy_dataset
+from tests.service.test_plan import REFUSALS
 
 
 @pytest.fixture
@@ -115,3 +116,35 @@ def test_stop_of_unknown_study_gets_404(api: httpx.Client) -> None:
 
 def test_healthz(api: httpx.Client) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(("settings_", "field", "value", "message"), REFUSALS)
+def test_bad_search_settings_get_422_naming_key_and_value(
+    api: httpx.Client, settings: Settings, shapes: str, settings_: dict[str, Any], field: str, value: Any, message: str
+) -> None:
+    response = api.post("/studies", json={"dataset": shapes, **settings_})
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert (error["field"], error["value"]) == (field, value)
+    assert message in error["message"]
+    _nothing_written(settings)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "value"),
+    [
+        ({"fitness_weights": [0.1, 0.9]}, "fitness_weights", [0.1, 0.9]),
+        ({"fitness_weights": [0, 0, -1, 1]}, "fitness_weights.2", -1),
+        ({"fixed": {"mosaic": "lots"}}, "fixed.mosaic", "lots"),
+        ({"bounds": {"lr0": "wide"}}, "bounds.lr0", "wide"),
+        ({"evolve": "lr0"}, "evolve", "lr0"),
+    ],
+)
+def test_malformed_search_settings_get_422(
+    api: httpx.Client, settings: Settings, shapes: str, body: dict[str, Any], field: str, value: Any
+) -> None:
+    response = api.post("/studies", json={"dataset": shapes, **body})
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert (error["field"], error["value"]) == (field, value)
+    _nothing_written(settings)

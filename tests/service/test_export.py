@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 import yaml
+from ultralytics.cfg import get_cfg
 
 from hyps import HYP_KEYS, load_seed_hyp
 from service.db import BestHypRow, StudyRow
-from service.studies.export import best_hyp_yaml
+from service.studies.export import best_args_yaml, best_hyp_yaml
+from service.studies.plan import build_plan
 
 
-def _rows(seed_hyp: str, params: dict[str, float]) -> tuple[StudyRow, BestHypRow]:
+def _rows(seed_hyp: str, params: dict[str, float], **plan: object) -> tuple[StudyRow, BestHypRow]:
     request = {"dataset": "shapes/data.yaml", "model": "yolov5n.yaml", "epochs": 3, "imgsz": 64, "batch": 16,
-               "seed_hyp": seed_hyp}  # fmt: skip
-    row = StudyRow(id=7, name="export", optuna_name="export", state="completed", request=request, dataset={})
+               "seed_hyp": seed_hyp, "seed": 0}  # fmt: skip
+    plan_json = build_plan(seed_hyp, **plan).to_json()  # type: ignore[arg-type]
+    row = StudyRow(
+        id=7, name="export", optuna_name="export", state="completed", request=request, dataset={}, plan=plan_json
+    )
     metrics = {"precision": 0.5, "recall": 0.4, "mAP50": 0.3, "mAP50-95": 0.2}
     best = BestHypRow(study_id=7, trial_number=4, fitness=0.21, params=params, metrics=metrics)
     return row, best
@@ -30,8 +35,25 @@ def test_export_has_all_28_keys_in_yolov5_order_with_best_values_and_seed_for_th
 
 def test_export_header_says_where_the_values_came_from() -> None:
     text = best_hyp_yaml(*_rows("scratch-low", {"lr0": 0.02}))
-    header = [line for line in text.splitlines() if line.startswith("# ") and ":" in line][:4]
+    header = text.splitlines()[:4]
     assert "study 'export' (id 7, completed)" in header[0]
-    assert "trial 4, fitness 0.21" in header[1]
+    assert "trial 4, fitness 0.21 (weights [P, R, mAP50, mAP50-95] = [0, 0, 0.1, 0.9])" in header[1]
     assert "mAP50-95 0.2" in header[2]
     assert "yolov5n.yaml on shapes/data.yaml, 3 epochs, imgsz 64, batch 16" in header[3]
+
+
+def test_fixed_values_reach_the_export() -> None:
+    hyp = yaml.safe_load(best_hyp_yaml(*_rows("scratch-low", {"lr0": 0.02}, fixed={"mixup": 0.3, "obj": 0.8})))
+    assert (hyp["lr0"], hyp["mixup"], hyp["obj"]) == (0.02, 0.3, 0.8)
+
+
+def test_args_yaml_passes_ultralytics_own_config_check() -> None:
+    text = best_args_yaml(*_rows("scratch-low", {"lr0": 0.02, "box": 0.1, "mosaic": 0.5}))
+    args = yaml.safe_load(text)
+    # get_cfg raises on any unknown argument or wrong type, as `yolo train cfg=args.yaml` would.
+    cfg = get_cfg(overrides=args)
+    assert (cfg.lr0, cfg.mosaic, cfg.optimizer, cfg.model, cfg.imgsz) == (0.02, 0.5, "SGD", "yolov5n.yaml", 64)
+    # box in ultralytics' scale: twice YOLOv5's default is twice ultralytics' default.
+    assert cfg.box == 15.0
+    assert args["cls_pw"] == 0.0
+    assert not {"obj", "anchor_t", "fl_gamma", "iou_t", "obj_pw"} & set(args)

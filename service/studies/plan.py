@@ -1,0 +1,177 @@
+"""A study's plan: the request's search settings checked and resolved into what the runner needs.
+
+The request says what the user asked for (``seed_hyp`` by name, by values or as YAML text,
+``evolve``, ``fixed``, ``bounds``, ``fitness_weights``); the plan holds the resolved seed values of
+all 28 keys, the searched keys with their final ranges, the fixed values and the fitness weights.
+Every refusal is an InvalidRequest naming the field and the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import yaml
+
+from hyps import (
+    HELD_KEYS,
+    HYP_KEYS,
+    SEED_HYPS,
+    YOLOV5_FITNESS_WEIGHTS,
+    KeyRange,
+    default_evolve_keys,
+    load_search_space,
+    load_seed_hyp,
+)
+from service.errors import InvalidRequest
+
+# YOLOv5's own files may carry `anchors: 3` uncommented; it has no meaning for an anchor-free head.
+_IGNORED_SEED_KEYS = ("anchors",)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What to search and how to judge it, fully resolved."""
+
+    seed: dict[str, float]  # all 28 YOLOv5 keys
+    seed_name: str  # "scratch-low", ... or "uploaded"
+    evolve: tuple[str, ...]
+    ranges: dict[str, KeyRange]  # one per evolve key, overrides applied
+    fixed: dict[str, float] = field(default_factory=dict)
+    fitness_weights: tuple[float, ...] = YOLOV5_FITNESS_WEIGHTS
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return {key: self.ranges[key].distribution() for key in self.evolve}
+
+    def start_params(self) -> dict[str, float]:
+        """Trial 0: the seed's values for the searched keys, clipped into narrowed ranges."""
+        return {k: min(max(self.seed[k], self.ranges[k].low), self.ranges[k].high) for k in self.evolve}
+
+    def hyp_for(self, params: Mapping[str, float]) -> dict[str, float]:
+        """All 28 keys for a trial: its params over the fixed values over the seed."""
+        return {**self.seed, **self.fixed, **params}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "seed_name": self.seed_name,
+            "evolve": list(self.evolve),
+            "ranges": {k: [r.low, r.high, r.gain, r.log] for k, r in self.ranges.items()},
+            "fixed": self.fixed,
+            "fitness_weights": list(self.fitness_weights),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StudyPlan:
+        ranges = {k: KeyRange(k, lo, hi, gain, log) for k, (lo, hi, gain, log) in data["ranges"].items()}
+        return cls(
+            seed=dict(data["seed"]),
+            seed_name=data["seed_name"],
+            evolve=tuple(data["evolve"]),
+            ranges=ranges,
+            fixed=dict(data["fixed"]),
+            fitness_weights=tuple(data["fitness_weights"]),
+        )
+
+
+def _number(field_name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(field_name, value, "must be a number")
+    return float(value)
+
+
+def _check_in_range(field_name: str, key: str, value: float) -> None:
+    bounds = load_search_space()[key]
+    if not bounds.contains(value):
+        raise InvalidRequest(field_name, value, f"{key} must lie within [{bounds.low}, {bounds.high}]")
+
+
+def _known_key(field_name: str, key: str) -> None:
+    if key not in HYP_KEYS:
+        raise InvalidRequest(field_name, key, f"unknown YOLOv5 hyp key; valid keys: {', '.join(HYP_KEYS)}")
+
+
+def resolve_seed(seed_hyp: str | Mapping[str, Any]) -> tuple[dict[str, float], str]:
+    """The 28 seed values and a name for them: a shipped file by name, or uploaded values (a mapping
+    or YAML text; keys it leaves out come from scratch-low)."""
+    if isinstance(seed_hyp, str) and seed_hyp in SEED_HYPS:
+        return load_seed_hyp(seed_hyp), seed_hyp
+    values: Any = seed_hyp
+    if isinstance(seed_hyp, str):
+        try:
+            values = yaml.safe_load(seed_hyp)
+        except yaml.YAMLError as exc:
+            raise InvalidRequest("seed_hyp", seed_hyp, f"is neither a seed name nor valid YAML: {exc}") from None
+        if not isinstance(values, dict):
+            raise InvalidRequest("seed_hyp", seed_hyp, f"unknown seed hyp; valid names: {', '.join(SEED_HYPS)}")
+    seed = load_seed_hyp("scratch-low")
+    for key, value in values.items():
+        if key in _IGNORED_SEED_KEYS:
+            continue
+        _known_key("seed_hyp", key)
+        seed[key] = _number(f"seed_hyp.{key}", value)
+        _check_in_range(f"seed_hyp.{key}", key, seed[key])
+    return seed, "uploaded"
+
+
+def build_plan(
+    seed_hyp: str | Mapping[str, Any],
+    evolve: Sequence[str] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    bounds: Mapping[str, Sequence[float]] | None = None,
+    fitness_weights: Sequence[float] = YOLOV5_FITNESS_WEIGHTS,
+) -> StudyPlan:
+    """Check the search settings of a request against each other and YOLOv5's bounds."""
+    seed, seed_name = resolve_seed(seed_hyp)
+    fixed = dict(fixed or {})
+    for key, value in fixed.items():
+        _known_key("fixed", key)
+        _check_in_range(f"fixed.{key}", key, value)
+
+    if evolve is None:
+        keys = [k for k in default_evolve_keys() if k not in fixed]
+    else:
+        keys = list(evolve)
+        for key in keys:
+            _known_key("evolve", key)
+            if key in HELD_KEYS:
+                raise InvalidRequest("evolve", key, f"has no effect on the ultralytics backend: {HELD_KEYS[key]}")
+            if key in fixed:
+                raise InvalidRequest("evolve", key, "is also in fixed; a key is either searched or held constant")
+        if len(set(keys)) != len(keys):
+            raise InvalidRequest("evolve", list(evolve), "lists a key twice")
+    if not keys:
+        raise InvalidRequest("evolve", list(evolve or []), "must name at least one key to search")
+
+    space = load_search_space()
+    ranges = {k: space[k] for k in HYP_KEYS if k in keys}  # YOLOv5's key order
+    for key, pair in (bounds or {}).items():
+        _known_key("bounds", key)
+        if key not in ranges:
+            raise InvalidRequest(f"bounds.{key}", list(pair), f"{key} is not searched; add it to evolve")
+        low, high = float(pair[0]), float(pair[1])
+        if low >= high:
+            raise InvalidRequest(f"bounds.{key}", list(pair), "low must be below high")
+        default = space[key]
+        # Narrowing only: YOLOv5's bounds are where a value still means something (probabilities,
+        # non-negative gains), and the sampler must not propose a training that cannot run.
+        if low < default.low or high > default.high:
+            raise InvalidRequest(
+                f"bounds.{key}", list(pair), f"must lie within YOLOv5's bounds [{default.low}, {default.high}]"
+            )
+        ranges[key] = KeyRange(key, low, high, default.gain, default.log and low > 0)
+
+    if len(fitness_weights) != 4 or not any(w > 0 for w in fitness_weights):
+        raise InvalidRequest(
+            "fitness_weights", list(fitness_weights), "needs 4 weights [P, R, mAP50, mAP50-95], not all 0"
+        )
+    return StudyPlan(
+        seed=seed,
+        seed_name=seed_name,
+        evolve=tuple(ranges),
+        ranges=ranges,
+        fixed=fixed,
+        fitness_weights=tuple(float(w) for w in fitness_weights),
+    )

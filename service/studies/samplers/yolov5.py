@@ -1,0 +1,116 @@
+"""YOLOv5's classic ``train.py --evolve`` (v7.0) as an Optuna sampler.
+
+Each new trial: take the top ``min(5, n)`` completed trials, weights ``fitness - min + 1e-6``, draw
+one parent by weight ('single' selection); mutate every key with probability 0.8 by a factor
+``(gain * randn * r * 0.2 + 1).clip(0.3, 3.0)`` (``r`` one uniform draw per generation), redrawn until
+something changes; clip to bounds; round to 5 decimals. Before any trial completes, the parent is
+the seed trial's params.
+
+One change from YOLOv5: the step multiplies, so a key at 0 (degrees, shear, mixup, flipud, ... in
+the scratch files) never moves there. Here a key at 0 moves additively instead, by
+``|factor - 1| x (high - low)``: the same random draw, scaled to the key's range.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from hyps import KeyRange
+
+MUTATION_PROB = 0.8
+SIGMA = 0.2
+PARENTS = 5
+
+
+def select_parent(fitnesses: Sequence[float], rng: np.random.RandomState, parents: int = PARENTS) -> int:
+    """Index of the parent: one of the top ``parents`` by fitness, drawn with weight fitness - min + 1e-6."""
+    order = np.argsort(-np.asarray(fitnesses, dtype=float), kind="stable")[:parents]
+    top = np.asarray(fitnesses, dtype=float)[order]
+    weights = top - top.min() + 1e-6
+    return int(order[rng.choice(len(order), p=weights / weights.sum())])
+
+
+def mutate(
+    parent: Mapping[str, float],
+    ranges: Mapping[str, KeyRange],
+    rng: np.random.RandomState,
+    mutation_prob: float = MUTATION_PROB,
+    sigma: float = SIGMA,
+) -> dict[str, float]:
+    """One YOLOv5 mutation of ``parent`` over the keys of ``ranges`` (see the module docstring)."""
+    keys = list(ranges)
+    gains = np.array([ranges[k].gain for k in keys], dtype=float)
+    factors = np.ones(len(keys))
+    if gains.any():  # with every gain 0 nothing can change, and YOLOv5's loop would never end
+        while (factors == 1).all():
+            draw = (rng.random_sample(len(keys)) < mutation_prob) * rng.randn(len(keys)) * rng.random_sample()
+            factors = (gains * draw * sigma + 1).clip(0.3, 3.0)
+    child = {}
+    for key, factor in zip(keys, factors, strict=True):
+        bounds, value = ranges[key], float(parent[key])
+        if value == 0.0 and factor != 1.0:
+            value = abs(factor - 1.0) * (bounds.high - bounds.low)
+        else:
+            value *= factor
+        child[key] = min(max(round(value, 5), bounds.low), bounds.high)
+    return child
+
+
+class YOLOv5EvolutionSampler(BaseSampler):
+    """Proposes each trial as a mutation of a fitness-weighted parent, as YOLOv5's --evolve does."""
+
+    def __init__(self, ranges: Mapping[str, KeyRange], start: Mapping[str, float], seed: int | None = None) -> None:
+        self._ranges = dict(ranges)
+        self._start = {k: float(start[k]) for k in self._ranges}
+        self._rng = np.random.RandomState(seed)
+        self._fallback = RandomSampler(seed=seed)
+        self._pending: dict[int, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def reseed_rng(self) -> None:
+        self._rng.seed()
+        self._fallback.reseed_rng()
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        # One generation per trial: all keys are mutated together here, then handed out per key.
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        usable = [t for t in completed if set(self._ranges) <= set(t.params)]
+        with self._lock:
+            if usable:
+                fitnesses = [float(t.value) for t in usable]  # type: ignore[arg-type]
+                parent = usable[select_parent(fitnesses, self._rng)].params
+            else:
+                parent = self._start
+            self._pending[trial._trial_id] = mutate(parent, self._ranges, self._rng)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        with self._lock:
+            value = self._pending.get(trial._trial_id, {}).get(param_name)
+        if value is None or not param_distribution._contains(param_distribution.to_internal_repr(value)):
+            return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+        return value
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
+        with self._lock:
+            self._pending.pop(trial._trial_id, None)
+
+
+__all__ = ["YOLOv5EvolutionSampler", "mutate", "select_parent"]

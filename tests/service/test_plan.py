@@ -1,0 +1,77 @@
+"""The resolved search of a study: defaults, overrides, and what each refusal names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hyps import HYP_KEYS, default_evolve_keys, load_seed_hyp
+from service.errors import InvalidRequest
+from service.studies.plan import StudyPlan, build_plan
+
+
+def test_defaults_search_the_effective_keys_from_scratch_low() -> None:
+    plan = build_plan("scratch-low")
+    assert plan.evolve == default_evolve_keys()
+    assert plan.start_params() == {k: load_seed_hyp("scratch-low")[k] for k in plan.evolve}
+    assert plan.fitness_weights == (0.0, 0.0, 0.1, 0.9)
+
+
+def test_fixed_keys_leave_the_default_search_and_win_over_the_seed() -> None:
+    plan = build_plan("scratch-med", fixed={"mosaic": 0.5, "obj": 0.9})
+    assert "mosaic" not in plan.evolve
+    hyp = plan.hyp_for({"lr0": 0.02})
+    assert (hyp["lr0"], hyp["mosaic"], hyp["obj"], hyp["cls"]) == (0.02, 0.5, 0.9, 0.3)
+    assert list(hyp) == list(HYP_KEYS)
+
+
+def test_bounds_narrow_the_range_and_trial_0_is_clipped_into_it() -> None:
+    plan = build_plan("scratch-low", evolve=["lr0", "mosaic"], bounds={"lr0": [0.02, 0.05]})
+    assert plan.evolve == ("lr0", "mosaic")
+    dist = plan.distributions()["lr0"]
+    assert (dist.low, dist.high, dist.log) == (0.02, 0.05, True)
+    assert plan.start_params() == {"lr0": 0.02, "mosaic": 1.0}
+
+
+def test_uploaded_seed_as_yaml_text_fills_missing_keys_from_scratch_low() -> None:
+    plan = build_plan("lr0: 0.02  # mine\nmomentum: 0.9\nanchors: 3\n")
+    assert plan.seed_name == "uploaded"
+    assert (plan.seed["lr0"], plan.seed["momentum"], plan.seed["box"]) == (0.02, 0.9, 0.05)
+
+
+def test_plan_survives_its_json_form() -> None:
+    plan = build_plan({"lr0": 0.02}, evolve=["lr0", "hsv_h"], fixed={"mixup": 0.1}, bounds={"hsv_h": [0.0, 0.05]},
+                      fitness_weights=[0.1, 0.1, 0.4, 0.4])  # fmt: skip
+    assert StudyPlan.from_json(plan.to_json()) == plan
+
+
+REFUSALS: list[tuple[dict[str, Any], str, Any, str]] = [
+    ({"seed_hyp": "scratch-huge"}, "seed_hyp", "scratch-huge", "valid names"),
+    ({"seed_hyp": {"lr1": 0.01}}, "seed_hyp", "lr1", "unknown YOLOv5 hyp key"),
+    ({"seed_hyp": {"lr0": "fast"}}, "seed_hyp.lr0", "fast", "must be a number"),
+    ({"seed_hyp": {"lr0": 0.5}}, "seed_hyp.lr0", 0.5, "within [1e-05, 0.1]"),
+    ({"seed_hyp": "lr0: [0.01"}, "seed_hyp", "lr0: [0.01", "valid YAML"),
+    ({"evolve": ["lr0", "nope"]}, "evolve", "nope", "unknown YOLOv5 hyp key"),
+    ({"evolve": ["obj"]}, "evolve", "obj", "no effect on the ultralytics backend"),
+    ({"evolve": ["lr0", "lr0"]}, "evolve", ["lr0", "lr0"], "twice"),
+    ({"evolve": []}, "evolve", [], "at least one key"),
+    ({"evolve": ["lr0"], "fixed": {"lr0": 0.01}}, "evolve", "lr0", "also in fixed"),
+    ({"fixed": {"nope": 1.0}}, "fixed", "nope", "unknown YOLOv5 hyp key"),
+    ({"fixed": {"mosaic": 1.5}}, "fixed.mosaic", 1.5, "within [0.0, 1.0]"),
+    ({"bounds": {"lr0": [0.05, 0.01]}}, "bounds.lr0", [0.05, 0.01], "low must be below high"),
+    ({"bounds": {"lr0": [0.01, 0.01]}}, "bounds.lr0", [0.01, 0.01], "low must be below high"),
+    ({"bounds": {"degrees": [0.0, 90.0]}}, "bounds.degrees", [0.0, 90.0], "within YOLOv5's bounds"),
+    ({"bounds": {"fliplr": [0.2, 0.8]}}, "bounds.fliplr", [0.2, 0.8], "not searched"),
+    ({"bounds": {"nope": [0.0, 1.0]}}, "bounds", "nope", "unknown YOLOv5 hyp key"),
+    ({"fitness_weights": [0, 0, 0, 0]}, "fitness_weights", [0, 0, 0, 0], "not all 0"),
+]
+
+
+@pytest.mark.parametrize(("settings", "field", "value", "message"), REFUSALS)
+def test_each_refusal_names_the_field_and_the_value(
+    settings: dict[str, Any], field: str, value: Any, message: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
+        build_plan(settings.pop("seed_hyp", "scratch-low"), **settings)
+    assert (info.value.field, info.value.value) == (field, value)
