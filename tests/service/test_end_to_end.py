@@ -3,6 +3,7 @@ trainings, hyp.yaml out."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -13,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
+from ultralytics.cfg import get_cfg
 
-from hyps import HYP_KEYS, default_evolve_keys, load_seed_hyp
+from hyps import HYP_ARGS, HYP_KEYS, YOLOV5_PARITY_ARGS, default_evolve_keys, load_seed_hyp, translate_hyp
 from tests.conftest import free_port
+from tests.service.test_imports import evolve_csv
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +102,10 @@ def test_study_runs_to_completion_and_exports_the_best_hyps(server: httpx.Client
     assert trials[0]["params"] == {k: seed[k] for k in default_evolve_keys()}
     assert len({tuple(sorted(t["params"].items())) for t in trials}) == 3
     for trial in trials:
+        # What the trainer really used (read back from it) is the translation of this trial's hyps.
+        expected = {**YOLOV5_PARITY_ARGS, **translate_hyp({**seed, **trial["params"]})}
+        assert set(trial["train_args"]) == set(HYP_ARGS)
+        assert trial["train_args"] == pytest.approx(expected)
         assert len(trial["epochs"]) == 2
         assert trial["fitness"] == trial["epochs"][-1]
         assert set(trial["metrics"]) == {"precision", "recall", "mAP50", "mAP50-95"}
@@ -121,6 +130,44 @@ def test_study_runs_to_completion_and_exports_the_best_hyps(server: httpx.Client
 
     listed = server.get("/studies").json()
     assert [s["id"] for s in listed] == [study["id"]]
+
+    args = yaml.safe_load(server.get(f"/studies/{study['id']}/args.yaml").text)
+    cfg = get_cfg(overrides=args)  # ultralytics' own check: unknown keys or wrong types raise
+    assert (cfg.lr0, cfg.optimizer, cfg.epochs, cfg.imgsz) == (best["params"]["lr0"], "SGD", 2, 64)
+
+    png = server.get(f"/studies/{study['id']}/evolve.png")
+    assert png.headers["content-type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(png.content)).convert("L"))
+    # A 5-column grid of 20 scatter plots, not an empty canvas.
+    assert image.shape[1] >= 1000
+    assert image.std() > 10
+
+
+def test_imported_evolve_csv_becomes_completed_trials_without_using_the_budget(server: httpx.Client) -> None:
+    study = server.get("/studies").json()[0]
+    assert study["state"] == "completed"
+    good = {"metrics/precision": 0.9, "metrics/recall": 0.9, "metrics/mAP_0.5": 0.8, "metrics/mAP_0.5:0.95": 0.6,
+            "lr0": 0.02, "mosaic": 0.7}  # fmt: skip
+    bad = {**good, "metrics/mAP_0.5": 0.1, "metrics/mAP_0.5:0.95": 0.05}
+    out_of_range = {**good, "lr0": 0.5}
+
+    refused = server.post(f"/studies/{study['id']}/import", content=evolve_csv([good, out_of_range]))
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["value"] == "line 3"
+    assert "lr0=0.5 lies outside" in refused.json()["detail"]
+    assert server.get(f"/studies/{study['id']}").json()["counts"]["complete"] == 3
+
+    response = server.post(f"/studies/{study['id']}/import", content=evolve_csv([good, bad]))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"imported": 2, "format": "evolve-csv", "trials": [3, 4]}
+    after = server.get(f"/studies/{study['id']}").json()
+    assert after["counts"]["complete"] == 5
+    assert after["state"] == "completed"
+    # Fitness is recomputed with the study's weights from the file's metrics.
+    assert after["best"]["trial"] == 3
+    assert after["best"]["fitness"] == pytest.approx(0.1 * 0.8 + 0.9 * 0.6)
+    hyp = yaml.safe_load(server.get(f"/studies/{study['id']}/hyp.yaml").text)
+    assert (hyp["lr0"], hyp["mosaic"]) == (0.02, 0.7)
 
 
 def test_stop_cancels_the_running_trial_and_starts_no_more(server: httpx.Client) -> None:
@@ -150,3 +197,51 @@ def test_stop_cancels_the_running_trial_and_starts_no_more(server: httpx.Client)
     assert response.status_code == 404
     assert "no completed trial" in response.json()["detail"]
     assert server.post(f"/studies/{study_id}/stop").status_code == 409
+
+
+CONFIGURED = {
+    "yolov5, uploaded seed, evolve, fixed, bounds, weights": {
+        "sampler": "yolov5",
+        "seed_hyp": "lr0: 0.02\nmomentum: 0.9\nmixup: 0.0\n",
+        "evolve": ["lr0", "momentum", "mixup", "degrees"],
+        "fixed": {"mosaic": 0.5, "obj": 0.8},
+        "bounds": {"lr0": [0.005, 0.05]},
+        "fitness_weights": [0.1, 0.1, 0.4, 0.4],
+    },
+    **{
+        name: {"sampler": name, "evolve": ["lr0", "momentum", "hsv_h"]}
+        for name in ("cmaes", "gp", "nsga2", "qmc", "random")
+    },
+}
+
+
+@pytest.mark.parametrize("settings", CONFIGURED.values(), ids=CONFIGURED.keys())
+def test_configured_studies_run(server: httpx.Client, settings: dict[str, Any]) -> None:
+    request = {"dataset": "shapes/data.yaml", "epochs": 1, "imgsz": 64, "n_trials": 3, "parallel": 2, **settings}
+    created = server.post("/studies", json=request)
+    assert created.status_code == 201, created.text
+    study = _run_to_end(server, created.json()["id"])
+    assert study["state"] == "completed", study
+    assert study["counts"]["complete"] == 3
+    trials = server.get(f"/studies/{study['id']}/trials").json()
+    weights = settings.get("fitness_weights", [0, 0, 0.1, 0.9])
+    bounds = settings.get("bounds", {})
+    for trial in trials:
+        assert set(trial["params"]) == set(settings["evolve"])
+        for key, (low, high) in bounds.items():
+            assert low <= trial["params"][key] <= high
+        metrics = trial["metrics"]
+        assert trial["fitness"] == pytest.approx(
+            sum(w * metrics[k] for w, k in zip(weights, ("precision", "recall", "mAP50", "mAP50-95"), strict=True))
+        )
+        for key, value in settings.get("fixed", {}).items():
+            if key in trial["train_args"]:
+                assert trial["train_args"][key] == value
+    assert len({tuple(sorted(t["params"].items())) for t in trials}) == 3
+    hyp = yaml.safe_load(server.get(f"/studies/{study['id']}/hyp.yaml").text)
+    for key, value in settings.get("fixed", {}).items():
+        assert hyp[key] == value
+    if settings["sampler"] == "yolov5":
+        # Trial 0 is the uploaded seed, clipped into the narrowed lr0 range.
+        assert trials[0]["params"] == {"lr0": 0.02, "momentum": 0.9, "mixup": 0.0, "degrees": 0.0}
+        assert hyp["cls_pw"] == 1.0

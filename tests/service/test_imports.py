@@ -1,0 +1,91 @@
+"""Reading YOLOv5's evolve.csv and ultralytics' tune results, in the formats those tools write."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hyps import HYP_KEYS, load_seed_hyp
+from service.errors import InvalidRequest
+from service.studies.imports import detect_format, parse_results
+
+EVOLVE_COLUMNS = [
+    "metrics/precision", "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95",
+    "val/box_loss", "val/obj_loss", "val/cls_loss", *HYP_KEYS, "anchors",
+]  # fmt: skip
+
+
+def evolve_csv(rows: list[dict[str, float]]) -> bytes:
+    """An evolve.csv as YOLOv5 v7.0's print_mutation() writes it: '%20s,' headers, '%20.5g,' values."""
+    n = len(EVOLVE_COLUMNS)
+    text = ("%20s," * n % tuple(EVOLVE_COLUMNS)).rstrip(",") + "\n"
+    for row in rows:
+        values = {**load_seed_hyp("scratch-low"), "anchors": 3.0, "val/box_loss": 0.03, "val/obj_loss": 0.02,
+                  "val/cls_loss": 0.01, **row}  # fmt: skip
+        text += ("%20.5g," * n % tuple(values[c] for c in EVOLVE_COLUMNS)).rstrip(",") + "\n"
+    return text.encode()
+
+
+def _metrics(p: float, r: float, m50: float, m: float) -> dict[str, float]:
+    return {"metrics/precision": p, "metrics/recall": r, "metrics/mAP_0.5": m50, "metrics/mAP_0.5:0.95": m}
+
+
+def test_evolve_csv_rows_keep_their_metrics_and_all_yolov5_keys() -> None:
+    body = evolve_csv([{**_metrics(0.5, 0.4, 0.3, 0.2), "lr0": 0.0123}, {**_metrics(0.6, 0.5, 0.4, 0.3)}])
+    fmt, results = parse_results(body)
+    assert fmt == "evolve-csv"
+    assert [r.line for r in results] == [2, 3]
+    assert results[0].metrics == {"precision": 0.5, "recall": 0.4, "mAP50": 0.3, "mAP50-95": 0.2}
+    assert list(results[0].hyp) == list(HYP_KEYS)
+    assert results[0].hyp["lr0"] == 0.0123
+
+
+def test_tune_ndjson_comes_back_in_yolov5_terms_with_mean_metrics() -> None:
+    metrics = {"metrics/precision(B)": 0.5, "metrics/recall(B)": 0.4, "metrics/mAP50(B)": 0.3,
+               "metrics/mAP50-95(B)": 0.2, "fitness": 0.2}  # fmt: skip
+    record = {
+        "iteration": 1,
+        "fitness": 0.2,
+        "hyperparameters": {"lr0": 0.02, "box": 15.0, "cls": 0.25, "bgr": 0.1, "cutmix": 0.0},
+        "datasets": {"a": metrics, "b": {**metrics, "metrics/mAP50(B)": 0.5}},
+    }
+    fmt, results = parse_results((json.dumps(record) + "\n\n").encode())
+    assert fmt == "tune-ndjson"
+    # box and cls convert back to YOLOv5's scale; ultralytics-only arguments are dropped.
+    assert results[0].hyp == {"lr0": 0.02, "box": 0.1, "cls": 0.25}
+    assert results[0].metrics == {"precision": 0.5, "recall": 0.4, "mAP50": pytest.approx(0.4), "mAP50-95": 0.2}
+
+
+def test_tune_csv_has_only_its_own_fitness() -> None:
+    fmt, results = parse_results(b"fitness,lr0,box,dfl\n0.25,0.01,7.5,1.5\n")
+    assert fmt == "tune-csv"
+    assert (results[0].fitness, results[0].metrics, results[0].hyp) == (0.25, None, {"lr0": 0.01, "box": 0.05})
+
+
+@pytest.mark.parametrize(
+    ("body", "fmt", "value", "message"),
+    [
+        (b"fitness,lr0\n0.2,0.01\n0.3\n", None, "line 3", "1 values for 2 columns"),
+        (b"fitness,lr0\n0.2,fast\n", None, "line 2", "lr0: 'fast' is not a number"),
+        (b"fitness,lr0\n0.2,nan\n", None, "line 2", "not a finite number"),
+        (b"fitness,lr0\n", None, "line 1", "at least one result"),
+        (b"metrics/precision,metrics/recall,metrics/mAP_0.5,metrics/mAP_0.5:0.95,lr9\n1,1,1,1,1\n", None, "lr9",
+         "unknown evolve.csv column"),
+        (b'{"fitness": 0.1, "hyperparameters": {"lr0": 0.01}}\n{oops\n', None, "line 2", "is not JSON"),
+        (b'{"fitness": 0.1}\n', None, "line 1", "'hyperparameters'"),
+        (b"name,score\nx,1\n", None, "name,score", "not a results file"),
+        (b"\xff\xfe", None, "body", "not UTF-8"),
+        (b"fitness,lr0\n0.2,0.01\n", "yolo-csv", "yolo-csv", "unknown format"),
+    ],
+)  # fmt: skip
+def test_malformed_files_are_refused_naming_the_line(body: bytes, fmt: str | None, value: str, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message) as info:
+        parse_results(body, fmt)
+    assert info.value.value == value
+
+
+def test_format_detection() -> None:
+    assert detect_format(evolve_csv([_metrics(0, 0, 0, 0)]).decode()) == "evolve-csv"
+    assert detect_format('{"fitness": 1}') == "tune-ndjson"
+    assert detect_format("fitness,lr0\n") == "tune-csv"

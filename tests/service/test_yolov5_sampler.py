@@ -1,0 +1,107 @@
+"""YOLOv5's --evolve as an Optuna sampler: its statistics, not just that it runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from hyps import KeyRange, load_search_space, load_seed_hyp
+from service.studies.plan import build_plan
+from service.studies.samplers.yolov5 import YOLOv5EvolutionSampler, mutate, select_parent
+
+DRAWS = 20000
+
+
+def test_parents_are_the_top_five_drawn_by_fitness_above_the_fifth() -> None:
+    rng = np.random.RandomState(0)
+    fitnesses = [0.1, 0.5, 0.3, 0.9, 0.2, 0.05, 0.7]
+    counts = np.bincount([select_parent(fitnesses, rng) for _ in range(DRAWS)], minlength=len(fitnesses))
+    # Weights fitness - min(top 5) + 1e-6: 0.7, 0.5, 0.3, 0.1 and ~0 for 0.9, 0.7, 0.5, 0.3, 0.2.
+    expected = {3: 0.7 / 1.6, 6: 0.5 / 1.6, 1: 0.3 / 1.6, 2: 0.1 / 1.6}
+    for index, share in expected.items():
+        assert counts[index] / DRAWS == pytest.approx(share, abs=0.01)
+    # Below the top five (0.1, 0.05) never; the fifth (weight 1e-6) practically never.
+    assert counts[0] == counts[5] == 0
+    assert counts[4] <= 2
+
+
+def _wide(key: str, gain: float = 1.0) -> KeyRange:
+    return KeyRange(key, 0.0, 1000.0, gain)
+
+
+def test_mutation_changes_about_80_percent_of_keys_by_yolov5s_factor() -> None:
+    rng = np.random.RandomState(1)
+    ranges = {f"k{i}": _wide(f"k{i}") for i in range(10)}
+    ranges["momentum_like"] = _wide("momentum_like", gain=0.3)
+    ranges["frozen"] = _wide("frozen", gain=0.0)
+    parent = dict.fromkeys(ranges, 10.0)
+    factors: dict[str, list[float]] = {k: [] for k in ranges}
+    for _ in range(4000):
+        child = mutate(parent, ranges, rng)
+        for key, value in child.items():
+            factors[key].append(value / parent[key])
+            # Values keep YOLOv5's 5 decimals.
+            assert value == round(value, 5)
+    gain_one = np.array([factors[f"k{i}"] for i in range(10)])
+    changed = gain_one != 1.0
+    # Mutation probability 0.8 per key (slightly more: an all-unchanged draw is redrawn).
+    assert changed.mean() == pytest.approx(0.8, abs=0.02)
+    # Factor - 1 = gain * randn * U(0,1) * 0.2 on a mutated key: sd 0.2 / sqrt(3) for gain 1.
+    assert (gain_one[changed] - 1).std() == pytest.approx(0.2 / np.sqrt(3), rel=0.05)
+    assert np.median(gain_one[changed]) == pytest.approx(1.0, abs=0.005)
+    assert gain_one.min() >= 0.3
+    assert gain_one.max() <= 3.0
+    momentum = np.array(factors["momentum_like"])
+    assert (momentum[momentum != 1] - 1).std() == pytest.approx(0.3 * 0.2 / np.sqrt(3), rel=0.1)
+    # Gain 0 freezes a key, as in YOLOv5.
+    assert set(factors["frozen"]) == {1.0}
+
+
+def test_children_stay_inside_the_bounds() -> None:
+    rng = np.random.RandomState(2)
+    space = load_search_space()
+    ranges = {k: space[k] for k in ("lr0", "momentum", "mosaic", "fliplr", "scale")}
+    parent = {"lr0": 0.1, "momentum": 0.98, "mosaic": 1.0, "fliplr": 0.5, "scale": 0.9}
+    for _ in range(2000):
+        for key, value in mutate(parent, ranges, rng).items():
+            assert ranges[key].low <= value <= ranges[key].high
+
+
+def test_keys_at_zero_move_unlike_yolov5s_multiplicative_step() -> None:
+    rng = np.random.RandomState(3)
+    space = load_search_space()
+    ranges = {k: space[k] for k in ("degrees", "mixup", "shear", "flipud")}
+    children = [mutate(dict.fromkeys(ranges, 0.0), ranges, rng) for _ in range(3000)]
+    for key, bounds in ranges.items():
+        values = np.array([c[key] for c in children])
+        assert (values > 0).mean() == pytest.approx(0.8, abs=0.03)
+        # The step is |factor - 1| of the key's range: about 8% of it on average when it moves.
+        assert values[values > 0].mean() / (bounds.high - bounds.low) == pytest.approx(0.2 * 0.8 * 0.5, rel=0.15)
+
+
+def test_first_children_mutate_the_seed_then_completed_trials_are_the_parents() -> None:
+    plan = build_plan("scratch-low", evolve=["lr0", "momentum", "mosaic"])
+    sampler = YOLOv5EvolutionSampler(plan.ranges, plan.start_params(), seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial(plan.start_params())
+    seed = load_seed_hyp("scratch-low")
+
+    trial0 = study.ask(plan.distributions())
+    assert trial0.params == plan.start_params()
+    # With nothing completed yet, a running seed trial's sibling is a mutation of the seed.
+    trial1 = study.ask(plan.distributions())
+    assert trial1.params != trial0.params
+    assert all(0.3 * seed[k] <= v <= 3.0 * seed[k] for k, v in trial1.params.items())
+    study.tell(trial0, 0.1)
+    study.tell(trial1, 0.0)
+
+    # A toy objective with its optimum at lr0 = 0.03: selection plus mutation must climb towards it.
+    def objective(trial: optuna.Trial) -> float:
+        lr0 = trial.suggest_float("lr0", 1e-5, 0.1, log=True)
+        trial.suggest_float("momentum", 0.6, 0.98)
+        trial.suggest_float("mosaic", 0.0, 1.0)
+        return -abs(np.log(lr0 / 0.03))
+
+    study.optimize(objective, n_trials=60)
+    assert study.best_value > -abs(np.log(0.01 / 0.03)) / 3
