@@ -49,8 +49,12 @@ class _RayOwner(threading.Thread):
             ray.init(address=settings.RAY_ADDRESS, runtime_env=runtime_env)
             self.started_ray = True
         else:
-            # No dashboard: it serves a jobs API that runs code for whoever reaches it.
-            ray.init(num_cpus=settings.RAY_NUM_CPUS, include_dashboard=False, runtime_env=runtime_env)
+            # address="local": a new Ray of our own, even where `ray start` left a cluster on this
+            # machine (a bare ray.init() would join that one). No dashboard: it serves a jobs API
+            # that runs code for whoever reaches it.
+            ray.init(
+                address="local", num_cpus=settings.RAY_NUM_CPUS, include_dashboard=False, runtime_env=runtime_env
+            )
             self.started_ray = True
         self.resources = dict(ray.cluster_resources())
         logger.info("Ray resources: %s", self.resources)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hyps import SEED_HYPS, YOLOV5_FITNESS_WEIGHTS
+from service.settings import check_gpu_amount
 from service.studies.samplers import SAMPLER_NAMES
 
 StudyState = Literal["queued", "running", "completed", "stopped", "failed"]
@@ -51,6 +52,13 @@ class StudyRequest(BaseModel):
         description="Weights of [P, R, mAP50, mAP50-95] in the fitness; YOLOv5's [0, 0, 0.1, 0.9] by default.",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every training.")
+    gpus_per_trial: float | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="GPUs per trial: 1, a fraction (0.5 packs two trainings on one GPU), 0 for CPU; "
+        "default the GPUS_PER_TRIAL setting, else 1 when the cluster has GPUs.",
+    )
     name: str | None = Field(None, description="Unique; letters, digits, '.', '_', '-'; default study-<id>.")
 
     @field_validator("model")
@@ -73,6 +81,11 @@ class StudyRequest(BaseModel):
         if value not in SAMPLER_NAMES:
             raise ValueError(f"unknown sampler; valid names: {', '.join(SAMPLER_NAMES)}")
         return value
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _ray_gpu_amount(cls, value: float | None) -> float | None:
+        return None if value is None else check_gpu_amount(value)
 
     @field_validator("name")
     @classmethod
@@ -114,6 +127,8 @@ class TrialOut(BaseModel):
     duration_s: float | None
     error: str | None
     node: str | None = Field(None, description="The host the trial ran on.")
+    node_id: str | None = Field(None, description="The Ray node the trial ran on.")
+    device: str | None = Field(None, description="'cpu', or the CUDA device the trial trained on.")
     train_args: dict[str, Any] | None = Field(
         None, description="The hyp arguments the ultralytics trainer really used, read back from it."
     )

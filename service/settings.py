@@ -8,6 +8,13 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def check_gpu_amount(value: float) -> float:
+    """Ray takes a fraction of one GPU or whole GPUs, nothing in between (1.5 is refused)."""
+    if value > 1 and value != int(value):
+        raise ValueError("must be a fraction of one GPU (0 to 1) or a whole number of GPUs")
+    return value
+
+
 class Settings(BaseSettings):
     """Embedded defaults run everything on one machine: SQLite under ./.hypevolve, a local Ray."""
 
@@ -20,6 +27,16 @@ class Settings(BaseSettings):
     RAY_ADDRESS: str | None = Field(None, description="Join this Ray cluster; unset starts a local Ray.")
     RAY_NUM_CPUS: int | None = Field(None, ge=1, description="CPUs of the local Ray (default: all).")
     CPUS_PER_TRIAL: int = Field(1, ge=1, description="CPUs Ray reserves per trial; the rest of one go to data loading.")
+    GPUS_PER_TRIAL: float | None = Field(
+        None,
+        ge=0,
+        description="GPUs per trial (0.5 packs two on one GPU, 0 forces CPU); default 1 if the cluster has GPUs.",
+    )
+
+    @field_validator("GPUS_PER_TRIAL", mode="after")
+    @classmethod
+    def _ray_gpu_amount(cls, value: float | None) -> float | None:
+        return None if value is None else check_gpu_amount(value)
 
     @field_validator("HOME", "DATA_ROOT", mode="after")
     @classmethod

@@ -7,12 +7,15 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import create_engine, make_url, text
 
 from service.api.app import create_app
 from service.sample_data import write_sample_dataset
@@ -29,6 +32,46 @@ def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+@contextmanager
+def fresh_database(backend: str, folder: Path) -> Iterator[str]:
+    """A new, empty database of ``backend``: a SQLite file in ``folder``, or a database of its own on
+    the PostgreSQL server at TEST_DATABASE_URL (dropped afterwards), as Optuna's own tests do."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'hypevolve.db'}"
+        return
+    admin_url = os.environ.get("TEST_DATABASE_URL")
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL cases: .ci/run exports TEST_DATABASE_URL")
+        pytest.skip("PostgreSQL cases need TEST_DATABASE_URL (bash scripts/start_postgres.sh prints one)")
+    name = f"hv_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test that takes it runs once on SQLite and once on PostgreSQL."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
 @pytest.fixture
 def data_root(tmp_path: Path) -> Path:
     """An empty data root of this test's own."""
@@ -42,8 +85,8 @@ def make_settings(home: Path, data_root: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, data_root: Path) -> Settings:
-    return make_settings(tmp_path / "home", data_root)
+def settings(tmp_path: Path, data_root: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path / "home", data_root, DATABASE_URL=database_url)
 
 
 def free_port() -> int:

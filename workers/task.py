@@ -15,7 +15,17 @@ from workers.training import TrialSpec, train_trial
 
 def assigned_device() -> str:
     """'0' when Ray gave this task a GPU (Ray sets CUDA_VISIBLE_DEVICES to it), else 'cpu'."""
-    return "0" if ray.get_gpu_ids() else "cpu"
+    gpus = ray.get_gpu_ids()
+    if not gpus:
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"Ray assigned GPU {gpus} on node {socket.gethostname()}, but CUDA is not available there "
+            "(a node that declares GPUs it does not have, or a CPU-only torch)"
+        )
+    return "0"
 
 
 def _limit_cpu_threads() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,21 @@ def train_args_for(spec: TrialSpec, device: str) -> dict[str, Any]:
     }
 
 
+def check_data_here(data: Mapping[str, Any]) -> None:
+    """Fail fast, and say why, when this node lacks the data set (a cluster needs it at the same
+    path on every node)."""
+    paths = [data["path"]]
+    for key in ("train", "val", "test"):
+        entry = data.get(key)
+        paths.extend(entry if isinstance(entry, list) else [entry] if entry else [])
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"data set path {missing[0]} is missing on node {socket.gethostname()}: "
+            "on a cluster every node needs the data set at the same path"
+        )
+
+
 def _metrics_of(trainer: Any) -> dict[str, float]:
     raw: Mapping[str, Any] = trainer.metrics or {}
     values = {}
@@ -93,6 +109,7 @@ def _plain(value: Any) -> Any:
 def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | None = None) -> TrialResult:
     """Train ``spec`` with ultralytics on ``device``; call ``on_epoch(epoch, fitness, metrics)`` after
     each epoch's validation. The result's fitness is the last epoch's, as in YOLOv5's --evolve."""
+    check_data_here(spec.data)
     seal_ultralytics()
     from ultralytics import YOLO
 

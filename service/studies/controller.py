@@ -27,6 +27,7 @@ from service.studies.progress import study_out, trial_out
 from service.studies.runner import RunnerContext, StudyRunner
 from service.studies.trials import IMPORTED, fail_trial
 from workers.storage import open_optuna_storage
+from workers.task import run_trial
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +38,13 @@ STOP_WAIT_S = 60.0
 class StudyController:
     """Owns the database, the Optuna storage and one runner thread per unfinished study."""
 
-    def __init__(self, settings: Settings, connect_ray: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, settings: Settings, connect_ray: Callable[[], dict[str, float]], trial_task: Any = None) -> None:
         settings.prepare_dirs()
         self.settings = settings
         self.engine = make_engine(settings.DATABASE_URL)
         self.sessions = make_sessionmaker(self.engine)
         self.storage = open_optuna_storage(settings.DATABASE_URL)
-        self._context = RunnerContext(settings, self.sessions, connect_ray)
+        self._context = RunnerContext(settings, self.sessions, connect_ray, trial_task or run_trial)
         self._runners: dict[int, StudyRunner] = {}
         self._lock = threading.Lock()
 
@@ -119,6 +120,7 @@ class StudyController:
         for runner in runners:
             runner.join(STOP_WAIT_S)
         self.engine.dispose()
+        self.storage.engine.dispose()
 
     # -- queries ---------------------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ def trial_out(trial: FrozenTrial) -> TrialOut:
         duration_s=_duration_s(trial),
         error=trial.user_attrs.get(ERROR),
         node=trial.user_attrs.get("node"),
+        node_id=trial.user_attrs.get("node_id"),
+        device=trial.user_attrs.get("device"),
         train_args=_hyp_args(trial.user_attrs.get("train_args")),
     )
 

@@ -20,7 +20,6 @@ from service.studies.plan import StudyPlan
 from service.studies.samplers import build_sampler
 from service.studies.trials import budget_used, complete_trial, fail_trial
 from workers.storage import open_optuna_storage
-from workers.task import run_trial
 from workers.training import TrialSpec
 
 logger = logging.getLogger(__name__)
@@ -31,11 +30,13 @@ StopReason = Literal["user", "shutdown"]
 
 @dataclass(frozen=True)
 class RunnerContext:
-    """What every runner shares: settings, the service's SQL sessions, and how to reach Ray."""
+    """What every runner shares: settings, the service's SQL sessions, how to reach Ray, and the Ray
+    task that runs one trial (workers.task.run_trial; tests of scheduling pass a stand-in)."""
 
     settings: Settings
     sessions: sessionmaker
     connect_ray: Callable[[], dict[str, float]]
+    trial_task: Any
 
 
 def _error_text(exc: BaseException) -> str:
@@ -88,7 +89,7 @@ class StudyRunner(threading.Thread):
         sampler_seed = request["seed"] + len(study.get_trials(deepcopy=False))
         study.sampler = build_sampler(request["sampler"], sampler_seed, plan.ranges, plan.start_params())
         space = plan.distributions()
-        use_gpu = resources.get("GPU", 0) > 0
+        gpus = self._gpus_per_trial(request, resources)
         self._set_state("running")
 
         inflight: dict[ray.ObjectRef, optuna.Trial] = {}
@@ -98,7 +99,7 @@ class StudyRunner(threading.Thread):
                 used += 1
                 spec = self._spec(trial, request, dataset, plan)
                 # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
-                ref = self._dispatch(spec, storage_url, trial._trial_id, use_gpu)
+                ref = self._dispatch(spec, storage_url, trial._trial_id, gpus)
                 inflight[ref] = trial
             if not inflight:
                 break
@@ -139,13 +140,25 @@ class StudyRunner(threading.Thread):
             dataloader_workers=settings.CPUS_PER_TRIAL - 1,
         )
 
-    def _dispatch(self, spec: TrialSpec, storage_url: str, trial_id: int, use_gpu: bool) -> ray.ObjectRef:
+    def _gpus_per_trial(self, request: dict[str, Any], resources: dict[str, float]) -> float:
+        cluster_gpus = resources.get("GPU", 0.0)
+        asked = request.get("gpus_per_trial")
+        if asked is None:
+            asked = self._context.settings.GPUS_PER_TRIAL
+        if asked is None:
+            return 1.0 if cluster_gpus > 0 else 0.0
+        if asked > cluster_gpus:
+            # Ray would queue such a task forever: say so instead of hanging.
+            raise ValueError(f"gpus_per_trial {asked:g} but the Ray cluster has {cluster_gpus:g} GPUs")
+        return float(asked)
+
+    def _dispatch(self, spec: TrialSpec, storage_url: str, trial_id: int, gpus: float) -> ray.ObjectRef:
         options = {
             "num_cpus": self._context.settings.CPUS_PER_TRIAL,
-            "num_gpus": 1 if use_gpu else 0,
+            "num_gpus": gpus,
             "name": f"study-{self.study_id}/trial-{spec.trial_number}",
         }
-        return run_trial.options(**options).remote(spec, storage_url, trial_id)
+        return self._context.trial_task.options(**options).remote(spec, storage_url, trial_id)
 
     def _settle(self, study: optuna.Study, trial: optuna.Trial, ref: ray.ObjectRef) -> None:
         number = trial.number

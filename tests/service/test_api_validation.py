@@ -27,7 +27,9 @@ def _nothing_written(settings: Settings) -> None:
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(StudyRow)) == 0
     engine.dispose()
-    assert optuna.get_all_study_names(settings.DATABASE_URL) == []
+    storage = optuna.storages.RDBStorage(settings.DATABASE_URL)
+    assert storage.get_all_studies() == []
+    storage.engine.dispose()
 
 
 BAD_FIELDS: list[tuple[str, Any]] = [

@@ -39,19 +39,21 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    home = tmp_path_factory.mktemp("home")
+def start_server(
+    home: Path, data_root: Path, database_url: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], httpx.Client]:
+    """Start `hypevolve serve` as its own process and wait until it answers."""
     port = free_port()
     env = {
-        **os.environ,
+        **(env or os.environ),
         "HYPEVOLVE_HOME": str(home),
-        "HYPEVOLVE_DATA_ROOT": str(shapes_root),
+        "HYPEVOLVE_DATABASE_URL": database_url,
+        "HYPEVOLVE_DATA_ROOT": str(data_root),
         "HYPEVOLVE_RAY_NUM_CPUS": "2",
     }
     command = [str(Path(sys.executable).parent / "hypevolve"), "serve", "--port", str(port)]
-    log = (home / "serve.log").open("w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with (home / "serve.log").open("ab") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
     def healthy() -> bool:
@@ -62,17 +64,29 @@ def server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             return False
 
     wait_for(healthy, 60, "the API to start")
-    yield client
+    return process, client
+
+
+def stop_server(process: subprocess.Popen[bytes], client: httpx.Client) -> None:
     client.close()
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(60)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
 
 
-def _run_to_end(server: httpx.Client, study_id: int, timeout: float = 420) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def server(
+    shapes_root: Path, tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[httpx.Client]:
+    """A real `hypevolve serve` process with its own local Ray, once per database backend."""
+    process, client = start_server(tmp_path_factory.mktemp("home"), shapes_root, module_database_url)
+    yield client
+    stop_server(process, client)
+
+
+def run_to_end(server: httpx.Client, study_id: int, timeout: float = 420) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         study = server.get(f"/studies/{study_id}").json()
         return study if study["state"] in FINISHED else None
@@ -89,7 +103,7 @@ def test_study_runs_to_completion_and_exports_the_best_hyps(server: httpx.Client
     assert study["name"] == "e2e"
     assert study["request"]["parallel"] == 2
 
-    study = _run_to_end(server, study["id"])
+    study = run_to_end(server, study["id"])
     assert study["state"] == "completed", study
     assert study["counts"] == {"running": 0, "waiting": 0, "complete": 3, "pruned": 0, "fail": 0}
     assert study["elapsed_s"] > 0
@@ -220,7 +234,7 @@ def test_configured_studies_run(server: httpx.Client, settings: dict[str, Any]) 
     request = {"dataset": "shapes/data.yaml", "epochs": 1, "imgsz": 64, "n_trials": 3, "parallel": 2, **settings}
     created = server.post("/studies", json=request)
     assert created.status_code == 201, created.text
-    study = _run_to_end(server, created.json()["id"])
+    study = run_to_end(server, created.json()["id"])
     assert study["state"] == "completed", study
     assert study["counts"]["complete"] == 3
     trials = server.get(f"/studies/{study['id']}/trials").json()

@@ -57,3 +57,15 @@ def test_good_and_bad_learning_rates_separate(shapes_root: Path, tmp_path: Path,
     good = _train(shapes_root, tmp_path / "good", lr0=0.05)
     bad = _train(shapes_root, tmp_path / "bad", lr0=0.002)
     assert good.fitness > bad.fitness + 0.05
+
+
+def test_a_node_without_the_data_set_fails_before_training_saying_so(shapes_root: Path, tmp_path: Path) -> None:
+    data = check_dataset(shapes_root, "shapes/data.yaml")
+    data["val"] = str(tmp_path / "not-on-this-node" / "images" / "val")
+    spec = TrialSpec(0, data, "yolov5n.yaml", 1, 64, 16, 0, load_seed_hyp("scratch-low"), str(tmp_path / "out"))
+    with pytest.raises(
+        FileNotFoundError, match=r"not-on-this-node/images/val is missing on node .*the data set at the same path"
+    ):
+        train_trial(spec)
+    # Nothing was trained or written.
+    assert not (tmp_path / "out").exists()
