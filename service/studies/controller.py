@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +81,9 @@ class StudyController:
         # Trial 0 is the seed file itself: the baseline every other trial is judged against.
         study.enqueue_trial(plan.start_params(), user_attrs={"seed_hyp": plan.seed_name})
         study.set_user_attr("hypevolve_study_id", study_id)
+        with warnings.catch_warnings():  # experimental since Optuna 3.2 and still so: a known, stable call
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(["fitness"])  # the dashboard's axis label instead of "Objective 0"
         with self.sessions.begin() as session:
             row = session.get_one(StudyRow, study_id)
             row.name = row.optuna_name = name
