@@ -52,9 +52,7 @@ class _RayOwner(threading.Thread):
             # address="local": a new Ray of our own, even where `ray start` left a cluster on this
             # machine (a bare ray.init() would join that one). No dashboard: it serves a jobs API
             # that runs code for whoever reaches it.
-            ray.init(
-                address="local", num_cpus=settings.RAY_NUM_CPUS, include_dashboard=False, runtime_env=runtime_env
-            )
+            ray.init(address="local", num_cpus=settings.RAY_NUM_CPUS, include_dashboard=False, runtime_env=runtime_env)
             self.started_ray = True
         self.resources = dict(ray.cluster_resources())
         logger.info("Ray resources: %s", self.resources)

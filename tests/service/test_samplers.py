@@ -3,25 +3,35 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from service.studies.samplers import SAMPLER_NAMES, build_sampler
+from service.studies.plan import build_plan
+from service.studies.samplers import SAMPLER_NAMES, YOLOv5EvolutionSampler, build_sampler
+
+PLAN = build_plan("scratch-low", evolve=["lr0", "momentum"])
 
 
 @pytest.mark.parametrize(
     ("name", "kind"),
-    [("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler),
-     ("cmaes", optuna.samplers.CmaEsSampler)],
+    [("tpe", optuna.samplers.TPESampler), ("cmaes", optuna.samplers.CmaEsSampler),
+     ("gp", optuna.samplers.GPSampler), ("nsga2", optuna.samplers.NSGAIISampler),
+     ("qmc", optuna.samplers.QMCSampler), ("random", optuna.samplers.RandomSampler),
+     ("yolov5", YOLOv5EvolutionSampler)],
 )  # fmt: skip
 def test_each_name_builds_its_sampler(name: str, kind: type) -> None:
-    assert isinstance(build_sampler(name, seed=0), kind)
+    assert isinstance(build_sampler(name, 0, PLAN.ranges, PLAN.start_params()), kind)
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="unknown sampler 'grid'; valid names: tpe, random, cmaes"):
-        build_sampler("grid", seed=0)
-    assert SAMPLER_NAMES == ("tpe", "random", "cmaes")
+    with pytest.raises(
+        ValueError, match="unknown sampler 'grid'; valid names: tpe, cmaes, gp, nsga2, qmc, random, yolov5"
+    ):
+        build_sampler("grid", 0, PLAN.ranges, PLAN.start_params())
+    assert SAMPLER_NAMES == ("tpe", "cmaes", "gp", "nsga2", "qmc", "random", "yolov5")
 
 
-def test_same_seed_proposes_the_same_first_trial() -> None:
-    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
-    first = [optuna.create_study(sampler=build_sampler("tpe", seed=3)).ask(dist).params for _ in range(2)]
-    assert first[0] == first[1]
+@pytest.mark.parametrize("name", ["tpe", "random", "yolov5"])
+def test_same_seed_proposes_the_same_first_trial(name: str) -> None:
+    def first_params() -> dict[str, float]:
+        sampler = build_sampler(name, 3, PLAN.ranges, PLAN.start_params())
+        return optuna.create_study(sampler=sampler).ask(PLAN.distributions()).params
+
+    assert first_params() == first_params()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 
 import optuna
@@ -10,6 +11,13 @@ from hyps import KeyRange
 from service.studies.samplers.yolov5 import YOLOv5EvolutionSampler
 
 _Builder = Callable[[int, Mapping[str, KeyRange], Mapping[str, float]], optuna.samplers.BaseSampler]
+
+
+def _qmc(seed: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.0; chosen knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
+
 
 _BUILDERS: dict[str, _Builder] = {
     # Optuna 5's TPE default is multivariate with constant_liar, which keeps parallel workers from
