@@ -27,9 +27,7 @@ _BUILDERS: dict[str, _Builder] = {
     "cmaes": lambda seed, ranges, start: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
     "gp": lambda seed, ranges, start: optuna.samplers.GPSampler(seed=seed),
     "nsga2": lambda seed, ranges, start: optuna.samplers.NSGAIISampler(seed=seed),
-    "qmc": lambda seed, ranges, start: optuna.samplers.QMCSampler(
-        seed=seed, scramble=True, warn_independent_sampling=False
-    ),
+    "qmc": lambda seed, ranges, start: _qmc(seed),
     "random": lambda seed, ranges, start: optuna.samplers.RandomSampler(seed=seed),
     "yolov5": lambda seed, ranges, start: YOLOv5EvolutionSampler(ranges, start, seed=seed),
 }
