@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 from collections.abc import Sequence
 
 from service.settings import Settings
 
 DEFAULT_HOST = "127.0.0.1"
+logger = logging.getLogger("hypevolve")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -16,6 +27,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
     from service.api.app import create_app
 
+    has_key = settings.API_KEY is not None and bool(settings.API_KEY.get_secret_value())
+    if has_key:
+        logger.info("API key required on every route but /healthz")
+    elif is_loopback(args.host):
+        logger.warning("no HYPEVOLVE_API_KEY: the API answers anyone on this machine, and only here (%s)", args.host)
+    elif args.allow_no_auth:
+        logger.warning("no HYPEVOLVE_API_KEY and listening on %s: anyone who reaches it can run trainings", args.host)
+    else:
+        raise SystemExit(
+            f"refusing to listen on {args.host} without HYPEVOLVE_API_KEY: anyone who reaches the API could "
+            "start trainings. Set HYPEVOLVE_API_KEY, or pass --allow-no-auth if a proxy in front authenticates."
+        )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
 
 
@@ -48,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--allow-no-auth",
+        action="store_true",
+        help="listen beyond loopback without HYPEVOLVE_API_KEY (behind a proxy that authenticates)",
+    )
     serve.set_defaults(run=_serve)
 
     sample = commands.add_parser("sample-data", help="write the synthetic shapes data set to DATA_ROOT/shapes")

@@ -52,6 +52,12 @@ class StudyRequest(BaseModel):
         description="Weights of [P, R, mAP50, mAP50-95] in the fitness; YOLOv5's [0, 0, 0.1, 0.9] by default.",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every training.")
+    max_retries: int = Field(
+        1, ge=0, le=10, description="Retries of a trial whose worker was lost (killed, node gone, no heartbeat)."
+    )
+    max_failed_trials: int = Field(
+        3, ge=1, le=100000, description="The study fails after this many trials failed for good."
+    )
     gpus_per_trial: float | None = Field(
         None,
         ge=0,
@@ -129,6 +135,8 @@ class TrialOut(BaseModel):
     node: str | None = Field(None, description="The host the trial ran on.")
     node_id: str | None = Field(None, description="The Ray node the trial ran on.")
     device: str | None = Field(None, description="'cpu', or the CUDA device the trial trained on.")
+    pid: int | None = Field(None, description="The worker process that ran (or runs) the trial.")
+    retry_of: int | None = Field(None, description="The trial this one repeats (after its worker was lost).")
     train_args: dict[str, Any] | None = Field(
         None, description="The hyp arguments the ultralytics trainer really used, read back from it."
     )

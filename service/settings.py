@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     RAY_ADDRESS: str | None = Field(None, description="Join this Ray cluster; unset starts a local Ray.")
     RAY_NUM_CPUS: int | None = Field(None, ge=1, description="CPUs of the local Ray (default: all).")
     CPUS_PER_TRIAL: int = Field(1, ge=1, description="CPUs Ray reserves per trial; the rest of one go to data loading.")
+    API_KEY: SecretStr | None = Field(
+        None, description="When set, every route but /healthz needs it (Authorization: Bearer, or X-API-Key)."
+    )
+    HEARTBEAT_INTERVAL_S: int = Field(10, ge=1, description="How often a running trial records a heartbeat.")
+    HEARTBEAT_GRACE_S: int = Field(
+        120, ge=2, description="A running trial with no heartbeat for this long is failed as lost, and retried."
+    )
     GPUS_PER_TRIAL: float | None = Field(
         None,
         ge=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from typing import Any
 
@@ -20,6 +21,14 @@ def engine_kwargs(url: str) -> dict[str, Any]:
 
 
 @cache
-def open_optuna_storage(url: str) -> optuna.storages.RDBStorage:
-    """One RDBStorage per URL and process (creating one checks and creates Optuna's schema)."""
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url))
+def open_optuna_storage(
+    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
+) -> optuna.storages.RDBStorage:
+    """One RDBStorage per URL and process (creating one checks and creates Optuna's schema). With a
+    heartbeat interval, optuna.storages.fail_stale_trials fails RUNNING trials whose last heartbeat
+    is older than ``grace_period`` seconds."""
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we rely on them knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat_interval, grace_period=grace_period
+        )

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimitMiddleware
+from service.api.security import APIKeyMiddleware
 from service.api.studies import Controller, router
 from service.ray_runtime import connect_ray, disconnect_ray
 from service.settings import Settings
@@ -42,6 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    # Added last, so it runs first: an unauthenticated request is refused before its body is read.
+    app.add_middleware(BodySizeLimitMiddleware)
+    if settings.API_KEY is not None and settings.API_KEY.get_secret_value():
+        app.add_middleware(APIKeyMiddleware, api_key=settings.API_KEY.get_secret_value())
 
     @app.get("/healthz", tags=["health"])
     def healthz(controller: Controller) -> dict[str, str]:

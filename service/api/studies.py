@@ -88,6 +88,19 @@ async def import_results(
     return ImportOut(**controller.import_results(study_id, body, format))
 
 
+@router.post("/{study_id}/resume", response_model=StudyOut)
+def resume_study(study_id: int, controller: Controller) -> StudyOut:
+    """Start a stopped study again; the trials the stop cancelled run first."""
+    return controller.resume_study(study_id)
+
+
+@router.delete("/{study_id}", status_code=204)
+def delete_study(study_id: int, controller: Controller) -> Response:
+    """Stop the study if it runs and remove its trials, its rows and its artifacts."""
+    controller.delete_study(study_id)
+    return Response(status_code=204)
+
+
 @router.post("/{study_id}/stop", response_model=StudyOut)
 def stop_study(study_id: int, controller: Controller) -> StudyOut:
     """Start no new trials, cancel running ones; the study ends ``stopped``."""

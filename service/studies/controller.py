@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import threading
 import uuid
 import warnings
@@ -44,7 +46,9 @@ class StudyController:
         self.settings = settings
         self.engine = make_engine(settings.DATABASE_URL)
         self.sessions = make_sessionmaker(self.engine)
-        self.storage = open_optuna_storage(settings.DATABASE_URL)
+        self.storage = open_optuna_storage(
+            settings.DATABASE_URL, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_GRACE_S
+        )
         self._context = RunnerContext(settings, self.sessions, connect_ray, trial_task or run_trial)
         self._runners: dict[int, StudyRunner] = {}
         self._lock = threading.Lock()
@@ -105,6 +109,37 @@ class StudyController:
             with self.sessions.begin() as session:
                 session.get_one(StudyRow, study_id).state = "stopped"
         return self.get_study(study_id)
+
+    def resume_study(self, study_id: int) -> StudyOut:
+        """Start a stopped study again: its cancelled trials' params run first, then new ones."""
+        row = self._row(study_id)
+        if row.state != "stopped":
+            raise Conflict(f"study {study_id} is {row.state}; only a stopped study can be resumed")
+        with self.sessions.begin() as session:
+            current = session.get_one(StudyRow, study_id)
+            current.state, current.error, current.finished_at = "queued", None, None
+        self._start_runner(study_id)
+        return self.get_study(study_id)
+
+    def delete_study(self, study_id: int) -> None:
+        """Stop the study if it runs, then remove its trials, its rows and its artifacts (only its own)."""
+        row = self._row(study_id)
+        with self._lock:
+            runner = self._runners.pop(study_id, None)
+        if runner is not None and runner.is_alive():
+            runner.stop("user")
+            runner.join(STOP_WAIT_S)
+        with contextlib.suppress(KeyError):  # never created: the row outlived a failed creation
+            optuna.delete_study(study_name=row.optuna_name, storage=self.storage)
+        with self.sessions.begin() as session:
+            for kind in (BestHypRow, StudyRow):
+                found = session.get(kind, study_id)
+                if found is not None:
+                    session.delete(found)
+        artifacts = self.settings.ARTIFACTS_DIR.resolve()
+        folder = (artifacts / str(int(study_id))).resolve()
+        if folder.parent == artifacts and folder.is_dir():
+            shutil.rmtree(folder)
 
     def resume_unfinished(self) -> None:
         """At start-up: trials left RUNNING by a previous process are interrupted and queued again,

@@ -54,6 +54,8 @@ def trial_out(trial: FrozenTrial) -> TrialOut:
         node=trial.user_attrs.get("node"),
         node_id=trial.user_attrs.get("node_id"),
         device=trial.user_attrs.get("device"),
+        pid=(trial.user_attrs.get("worker") or {}).get("pid"),
+        retry_of=trial.user_attrs.get("retry_of"),
         train_args=_hyp_args(trial.user_attrs.get("train_args")),
     )
 

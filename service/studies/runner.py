@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from service.settings import Settings
 from service.studies.best import record_if_best
 from service.studies.plan import StudyPlan
 from service.studies.samplers import build_sampler
-from service.studies.trials import budget_used, complete_trial, fail_trial
+from service.studies.trials import ERROR, budget_used, complete_trial, counted_failures, fail_trial
 from workers.storage import open_optuna_storage
 from workers.training import TrialSpec
 
@@ -82,9 +83,10 @@ class StudyRunner(threading.Thread):
             request, dataset, optuna_name = dict(row.request), dict(row.dataset), row.optuna_name
             plan = StudyPlan.from_json(row.plan)
         resources = self._context.connect_ray()
-        storage_url = self._context.settings.DATABASE_URL
-        study = optuna.load_study(study_name=optuna_name, storage=open_optuna_storage(storage_url))
-        used = budget_used(study)
+        settings = self._context.settings
+        storage_url = settings.DATABASE_URL
+        storage = open_optuna_storage(storage_url, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_GRACE_S)
+        study = optuna.load_study(study_name=optuna_name, storage=storage)
         # Offset by the trials already run, so a resumed study does not replay its first proposals.
         sampler_seed = request["seed"] + len(study.get_trials(deepcopy=False))
         study.sampler = build_sampler(request["sampler"], sampler_seed, plan.ranges, plan.start_params())
@@ -92,8 +94,11 @@ class StudyRunner(threading.Thread):
         gpus = self._gpus_per_trial(request, resources)
         self._set_state("running")
 
+        used = budget_used(study)
         inflight: dict[ray.ObjectRef, optuna.Trial] = {}
-        while self._stop_reason is None:
+        failure: str | None = None
+        next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
+        while self._stop_reason is None and failure is None:
             while len(inflight) < request["parallel"] and used < request["n_trials"]:
                 trial = study.ask(space)
                 used += 1
@@ -105,18 +110,28 @@ class StudyRunner(threading.Thread):
                 break
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
             for ref in ready:
-                self._settle(study, inflight.pop(ref), ref)
+                self._settle(study, inflight.pop(ref), ref, request)
+            reaped = False
+            if time.monotonic() >= next_reap:
+                reaped = self._reap_stale(study, inflight, request)
+                next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
+            if ready or reaped:
+                # A requeued failure gave its place in the budget back to its retry.
+                used = budget_used(study)
+                failure = self._too_many_failures(study, request)
 
-        if self._stop_reason is not None:
+        if self._stop_reason is not None or failure is not None:
             self._cancel(study, inflight)
-            if self._stop_reason == "user":
-                self._set_state("stopped")
-            return
-        completed = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
-        if completed:
-            self._set_state("completed")
-        else:
-            self._set_state("failed", error=f"none of the {used} trials completed; see each trial's error")
+        if failure is not None:
+            self._set_state("failed", error=failure)
+        elif self._stop_reason == "user":
+            self._set_state("stopped")
+        elif self._stop_reason is None:
+            completed = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+            if completed:
+                self._set_state("completed")
+            else:
+                self._set_state("failed", error=f"none of the {used} trials completed; see each trial's error")
 
     def _spec(
         self,
@@ -158,18 +173,24 @@ class StudyRunner(threading.Thread):
             "num_gpus": gpus,
             "name": f"study-{self.study_id}/trial-{spec.trial_number}",
         }
-        return self._context.trial_task.options(**options).remote(spec, storage_url, trial_id)
+        heartbeat_s = self._context.settings.HEARTBEAT_INTERVAL_S
+        return self._context.trial_task.options(**options).remote(spec, storage_url, trial_id, heartbeat_s)
 
-    def _settle(self, study: optuna.Study, trial: optuna.Trial, ref: ray.ObjectRef) -> None:
+    def _settle(self, study: optuna.Study, trial: optuna.Trial, ref: ray.ObjectRef, request: dict[str, Any]) -> None:
         number = trial.number
         try:
             result = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
             fail_trial(study, number, "cancelled", interrupted=True)
             return
-        except Exception as exc:  # the training raised, or its worker or node died
+        except ray.exceptions.RayTaskError as exc:  # the training itself raised: a retry would too
             logger.warning("study %d trial %d failed: %s", self.study_id, number, _error_text(exc))
             fail_trial(study, number, _error_text(exc))
+            return
+        except ray.exceptions.RayError as exc:  # its worker process or node was lost
+            error = f"worker lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            logger.warning("study %d trial %d: %s", self.study_id, number, error)
+            fail_trial(study, number, error, max_retries=request["max_retries"])
             return
         attrs = {
             "metrics": result["metrics"],
@@ -184,8 +205,43 @@ class StudyRunner(threading.Thread):
                 self._context.sessions, self.study_id, number, trial.params, result["fitness"], result["metrics"]
             )
 
+    def _reap_stale(
+        self, study: optuna.Study, inflight: dict[ray.ObjectRef, optuna.Trial], request: dict[str, Any]
+    ) -> bool:
+        """Fail running trials whose heartbeat went stale (a hung or vanished worker that Ray has not
+        reported), cancel their tasks, and requeue them under the retry policy."""
+        optuna.storages.fail_stale_trials(study)
+        reaped = False
+        for ref, trial in list(inflight.items()):
+            if study._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.FAIL:
+                ray.cancel(ref, force=True)
+                del inflight[ref]
+                grace = self._context.settings.HEARTBEAT_GRACE_S
+                fail_trial(
+                    study,
+                    trial.number,
+                    f"worker lost: no heartbeat for over {grace}s",
+                    max_retries=request["max_retries"],
+                )
+                reaped = True
+        return reaped
+
+    def _too_many_failures(self, study: optuna.Study, request: dict[str, Any]) -> str | None:
+        failed = counted_failures(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.FAIL]))
+        if len(failed) < request["max_failed_trials"]:
+            return None
+        last = max(failed, key=lambda t: t.number)
+        return (
+            f"{len(failed)} trials failed (max_failed_trials {request['max_failed_trials']}); "
+            f"last, trial {last.number}: {last.user_attrs.get(ERROR)}"
+        )
+
     def _cancel(self, study: optuna.Study, inflight: dict[ray.ObjectRef, optuna.Trial]) -> None:
-        reason = "cancelled: study stopped" if self._stop_reason == "user" else "interrupted: service shut down"
+        reason = {
+            "user": "cancelled: study stopped",
+            "shutdown": "interrupted: service shut down",
+            None: "cancelled: the study failed",
+        }[self._stop_reason]
         for ref in inflight:
             ray.cancel(ref, force=True)
         for trial in inflight.values():

@@ -16,7 +16,7 @@ from workers.training import TrialSpec
 HOLD_S = 3.0
 
 
-def fake_trial_here(spec: TrialSpec, storage_url: str, trial_id: int) -> dict[str, Any]:
+def fake_trial_here(spec: TrialSpec, storage_url: str, trial_id: int, heartbeat_s: float) -> dict[str, Any]:
     started = time.time()
     time.sleep(HOLD_S)
     metrics = {"precision": 0.0, "recall": 0.0, "mAP50": 0.0, "mAP50-95": 0.0}
