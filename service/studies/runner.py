@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,14 @@ from service.settings import Settings
 from service.studies.best import record_if_best
 from service.studies.plan import StudyPlan
 from service.studies.samplers import build_sampler
-from service.studies.trials import ERROR, budget_used, complete_trial, counted_failures, fail_trial
+from service.studies.trials import (
+    ERROR,
+    budget_used,
+    complete_trial,
+    counted_failures,
+    fail_trial,
+    stale_trial_ids,
+)
 from workers.storage import open_optuna_storage
 from workers.training import TrialSpec
 
@@ -40,11 +48,15 @@ class RunnerContext:
     trial_task: Any
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _error_text(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)  # RayTaskError carries the worker's own exception
     if isinstance(cause, BaseException):
         exc = cause
-    return f"{type(exc).__name__}: {exc}"
+    # ultralytics colours its messages for terminals; an API answer should not carry the codes.
+    return _ANSI_ESCAPE.sub("", f"{type(exc).__name__}: {exc}")
 
 
 class StudyRunner(threading.Thread):
@@ -210,10 +222,10 @@ class StudyRunner(threading.Thread):
     ) -> bool:
         """Fail running trials whose heartbeat went stale (a hung or vanished worker that Ray has not
         reported), cancel their tasks, and requeue them under the retry policy."""
-        optuna.storages.fail_stale_trials(study)
+        stale = stale_trial_ids(study)
         reaped = False
         for ref, trial in list(inflight.items()):
-            if study._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.FAIL:
+            if trial._trial_id in stale:
                 ray.cancel(ref, force=True)
                 del inflight[ref]
                 grace = self._context.settings.HEARTBEAT_GRACE_S

@@ -57,9 +57,7 @@ def fail_trial(
     and logs, when the trial had already ended: a late or duplicate report is ignored."""
     storage, tid = study._storage, trial_id(study, number)
     trial = storage.get_trial(tid)
-    # Optuna's fail_stale_trials sets FAIL and nothing else: such a trial still needs its reason.
-    failed_as_stale = trial.state == TrialState.FAIL and ERROR not in trial.user_attrs
-    if trial.state.is_finished() and not failed_as_stale:
+    if trial.state.is_finished():
         logger.warning("trial %d of %s already %s; ignoring %r", number, study.study_name, trial.state.name, error)
         return False
     attempt = int(trial.user_attrs.get(ATTEMPT, 0))
@@ -67,12 +65,11 @@ def fail_trial(
     storage.set_trial_user_attr(tid, ERROR, error[:_ERROR_LIMIT])
     storage.set_trial_user_attr(tid, INTERRUPTED, interrupted)
     storage.set_trial_user_attr(tid, REQUEUED, requeue)
-    if not failed_as_stale:
-        try:
-            storage.set_trial_state_values(tid, TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            logger.warning("trial %d of %s ended meanwhile; ignoring %r", number, study.study_name, error)
-            return False
+    try:
+        storage.set_trial_state_values(tid, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        logger.warning("trial %d of %s ended meanwhile; ignoring %r", number, study.study_name, error)
+        return False
     if requeue:
         next_attempt = attempt if interrupted else attempt + 1
         study.enqueue_trial(trial.params, user_attrs={RETRY_OF: number, ATTEMPT: next_attempt})
@@ -93,3 +90,14 @@ def complete_trial(study: optuna.Study, number: int, value: float, attrs: dict[s
         logger.warning("trial %d of %s could not be told: %s", number, study.study_name, exc)
         return False
     return True
+
+
+def stale_trial_ids(study: optuna.Study) -> set[int]:
+    """Ids of RUNNING trials whose last heartbeat is older than the storage's grace period.
+
+    Optuna's public fail_stale_trials would set them FAIL first, after which it refuses to record
+    why; this asks the storage the same question and leaves the ending to fail_trial."""
+    storage = study._storage
+    if storage.get_heartbeat_interval() is None:  # type: ignore[attr-defined]
+        return set()
+    return set(storage._get_stale_trial_ids(study._study_id))  # type: ignore[attr-defined]
