@@ -89,6 +89,13 @@ def check_dataset(data_root: Path, relative: str, field: str = "dataset") -> dic
     Raises InvalidRequest naming ``field`` and the value for anything outside the root, a
     ``download`` key, missing splits or names, or malformed YAML.
     """
+    try:
+        return _check_dataset(data_root, relative, field)
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system, ...
+        raise InvalidRequest(field, relative, f"is not a usable path: {exc}") from None
+
+
+def _check_dataset(data_root: Path, relative: str, field: str) -> dict[str, Any]:
     root = data_root.resolve()
     if Path(relative).is_absolute():
         raise InvalidRequest(field, relative, "must be a path relative to the data root, not an absolute path")

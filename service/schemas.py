@@ -146,3 +146,17 @@ class ImportOut(BaseModel):
     imported: int = Field(description="Completed trials added.")
     format: str = Field(description="The file format read: evolve-csv, tune-csv or tune-ndjson.")
     trials: list[int] = Field(description="Numbers of the trials added.")
+
+
+class FieldError(BaseModel):
+    field: str
+    value: Any = None
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: what went wrong, in one sentence naming the field and the value where there
+    is one; ``errors`` lists them one by one for 422s."""
+
+    detail: str
+    errors: list[FieldError] | None = None

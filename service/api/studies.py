@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from service.schemas import ImportOut, StudyOut, StudyRequest, TrialOut
+from service.schemas import ErrorOut, ImportOut, StudyOut, StudyRequest, TrialOut
 from service.studies.controller import StudyController
 
 
@@ -17,7 +17,18 @@ def get_controller(request: Request) -> StudyController:
 
 
 Controller = Annotated[StudyController, Depends(get_controller)]
-router = APIRouter(prefix="/studies", tags=["studies"])
+# Ids are SQL integers: anything larger is refused here rather than overflowing the database driver.
+StudyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut, "description": description}
+    for code, description in [
+        (404, "No such study, or nothing to give yet."),
+        (409, "Clashes with the study's state or a taken name."),
+        (413, "Request body too large."),
+        (422, "A field has a value the service will not act on."),
+    ]
+}
+router = APIRouter(prefix="/studies", tags=["studies"], responses=ERRORS)
 
 
 @router.post("", status_code=201, response_model=StudyOut)
@@ -32,12 +43,12 @@ def list_studies(controller: Controller) -> list[StudyOut]:
 
 
 @router.get("/{study_id}", response_model=StudyOut)
-def get_study(study_id: int, controller: Controller) -> StudyOut:
+def get_study(study_id: StudyId, controller: Controller) -> StudyOut:
     return controller.get_study(study_id)
 
 
 @router.get("/{study_id}/trials", response_model=list[TrialOut])
-def list_trials(study_id: int, controller: Controller) -> list[TrialOut]:
+def list_trials(study_id: StudyId, controller: Controller) -> list[TrialOut]:
     return controller.trials(study_id)
 
 
@@ -46,7 +57,7 @@ def list_trials(study_id: int, controller: Controller) -> list[TrialOut]:
     response_class=PlainTextResponse,
     responses={200: {"content": {"application/x-yaml": {}}}, 404: {"description": "No completed trial yet."}},
 )
-def download_hyp_yaml(study_id: int, controller: Controller) -> PlainTextResponse:
+def download_hyp_yaml(study_id: StudyId, controller: Controller) -> PlainTextResponse:
     """The best hyperparameters as a YOLOv5 hyp file (all 28 keys, YOLOv5's order)."""
     text, name = controller.hyp_yaml(study_id)
     headers = {"Content-Disposition": f'attachment; filename="hyp.{name}.yaml"'}
@@ -58,7 +69,7 @@ def download_hyp_yaml(study_id: int, controller: Controller) -> PlainTextRespons
     response_class=PlainTextResponse,
     responses={200: {"content": {"application/x-yaml": {}}}, 404: {"description": "No completed trial yet."}},
 )
-def download_args_yaml(study_id: int, controller: Controller) -> PlainTextResponse:
+def download_args_yaml(study_id: StudyId, controller: Controller) -> PlainTextResponse:
     """The best hyperparameters as ultralytics train arguments, for ``yolo train cfg=args.yaml``."""
     text, name = controller.args_yaml(study_id)
     headers = {"Content-Disposition": f'attachment; filename="args.{name}.yaml"'}
@@ -70,14 +81,24 @@ def download_args_yaml(study_id: int, controller: Controller) -> PlainTextRespon
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, 404: {"description": "No completed trial yet."}},
 )
-def evolve_plot(study_id: int, controller: Controller) -> Response:
+def evolve_plot(study_id: StudyId, controller: Controller) -> Response:
     """Fitness against each searched hyp, one scatter per key, the best trial marked (YOLOv5's evolve.png)."""
     return Response(controller.evolve_png(study_id), media_type="image/png")
 
 
-@router.post("/{study_id}/import", response_model=ImportOut)
+@router.post(
+    "/{study_id}/import",
+    response_model=ImportOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A YOLOv5 evolve.csv, or an ultralytics tune_results.csv or .ndjson, as the raw body.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def import_results(
-    study_id: int,
+    study_id: StudyId,
     request: Request,
     controller: Controller,
     format: str | None = Query(None, description="evolve-csv, tune-csv or tune-ndjson; detected when absent"),
@@ -89,19 +110,19 @@ async def import_results(
 
 
 @router.post("/{study_id}/resume", response_model=StudyOut)
-def resume_study(study_id: int, controller: Controller) -> StudyOut:
+def resume_study(study_id: StudyId, controller: Controller) -> StudyOut:
     """Start a stopped study again; the trials the stop cancelled run first."""
     return controller.resume_study(study_id)
 
 
 @router.delete("/{study_id}", status_code=204)
-def delete_study(study_id: int, controller: Controller) -> Response:
+def delete_study(study_id: StudyId, controller: Controller) -> Response:
     """Stop the study if it runs and remove its trials, its rows and its artifacts."""
     controller.delete_study(study_id)
     return Response(status_code=204)
 
 
 @router.post("/{study_id}/stop", response_model=StudyOut)
-def stop_study(study_id: int, controller: Controller) -> StudyOut:
+def stop_study(study_id: StudyId, controller: Controller) -> StudyOut:
     """Start no new trials, cancel running ones; the study ends ``stopped``."""
     return controller.stop_study(study_id)
