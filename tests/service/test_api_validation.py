@@ -150,3 +150,41 @@ def test_malformed_search_settings_get_422(
     error = response.json()["errors"][0]
     assert (error["field"], error["value"]) == (field, value)
     _nothing_written(settings)
+
+
+def test_symlink_out_of_the_data_root_gets_422(api: httpx.Client, settings: Settings, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "images").mkdir(parents=True)
+    (outside / "data.yaml").write_text("train: images\nval: images\nnames: [a]\n")
+    (settings.DATA_ROOT / "link").symlink_to(outside)
+    response = api.post("/studies", json={"dataset": "link/data.yaml"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0] == {
+        "field": "dataset",
+        "value": "link/data.yaml",
+        "message": "is outside the data root",
+    }
+    _nothing_written(settings)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("train: ../../../etc", "'train' path '../../../etc' leaves the data root"),
+     ("val: /etc", "'val' path '/etc' leaves the data root"),
+     ("train: [unclosed", "is not valid YAML")],
+)  # fmt: skip
+def test_bad_data_yaml_contents_get_422(
+    api: httpx.Client, settings: Settings, shapes: str, line: str, message: str
+) -> None:
+    data_yaml = settings.DATA_ROOT / shapes
+    data_yaml.write_text(data_yaml.read_text() + line + "\n")
+    response = api.post("/studies", json={"dataset": shapes})
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    _nothing_written(settings)
+
+
+def test_study_id_beyond_a_sql_integer_gets_422(api: httpx.Client) -> None:
+    response = api.get(f"/studies/{2**63}")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "path.study_id"
