@@ -52,34 +52,35 @@ def list_trials(study_id: StudyId, controller: Controller) -> list[TrialOut]:
     return controller.trials(study_id)
 
 
-@router.get(
-    "/{study_id}/hyp.yaml",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"application/x-yaml": {}}}, 404: {"description": "No completed trial yet."}},
-)
+YAML_FILE: dict[int | str, dict[str, object]] = {
+    200: {"content": {"application/x-yaml": {}}},
+    404: {"model": ErrorOut, "description": "No such study, or no completed trial yet."},
+}
+
+
+def yaml_attachment(text: str, filename: str) -> PlainTextResponse:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return PlainTextResponse(text, media_type="application/x-yaml", headers=headers)
+
+
+@router.get("/{study_id}/hyp.yaml", response_class=PlainTextResponse, responses=YAML_FILE)
 def download_hyp_yaml(study_id: StudyId, controller: Controller) -> PlainTextResponse:
     """The best hyperparameters as a YOLOv5 hyp file (all 28 keys, YOLOv5's order)."""
     text, name = controller.hyp_yaml(study_id)
-    headers = {"Content-Disposition": f'attachment; filename="hyp.{name}.yaml"'}
-    return PlainTextResponse(text, media_type="application/x-yaml", headers=headers)
+    return yaml_attachment(text, f"hyp.{name}.yaml")
 
 
-@router.get(
-    "/{study_id}/args.yaml",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"application/x-yaml": {}}}, 404: {"description": "No completed trial yet."}},
-)
+@router.get("/{study_id}/args.yaml", response_class=PlainTextResponse, responses=YAML_FILE)
 def download_args_yaml(study_id: StudyId, controller: Controller) -> PlainTextResponse:
     """The best hyperparameters as ultralytics train arguments, for ``yolo train cfg=args.yaml``."""
     text, name = controller.args_yaml(study_id)
-    headers = {"Content-Disposition": f'attachment; filename="args.{name}.yaml"'}
-    return PlainTextResponse(text, media_type="application/x-yaml", headers=headers)
+    return yaml_attachment(text, f"args.{name}.yaml")
 
 
 @router.get(
     "/{study_id}/evolve.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, 404: {"description": "No completed trial yet."}},
+    responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut, "description": "No completed trial yet."}},
 )
 def evolve_plot(study_id: StudyId, controller: Controller) -> Response:
     """Fitness against each searched hyp, one scatter per key, the best trial marked (YOLOv5's evolve.png)."""

@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,7 @@ class StudyRunner(threading.Thread):
         next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
         while self._stop_reason is None and failure is None:
             while len(inflight) < request["parallel"] and used < request["n_trials"]:
-                trial = study.ask(space)
+                trial = self._ask(study, space)
                 used += 1
                 spec = self._spec(trial, request, dataset, plan)
                 # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
@@ -144,6 +145,14 @@ class StudyRunner(threading.Thread):
                 self._set_state("completed")
             else:
                 self._set_state("failed", error=f"none of the {used} trials completed; see each trial's error")
+
+    @staticmethod
+    def _ask(study: optuna.Study, space: dict[str, Any]) -> optuna.Trial:
+        with warnings.catch_warnings():
+            # Optuna warns that heartbeats belong to study.optimize(); with ask/tell the workers beat
+            # themselves (workers/task.py) and the runner reaps stale trials, as its docs ask.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            return study.ask(space)
 
     def _spec(
         self,
