@@ -54,7 +54,7 @@ def list_trials(study_id: StudyId, controller: Controller) -> list[TrialOut]:
 
 YAML_FILE: dict[int | str, dict[str, object]] = {
     200: {"content": {"application/x-yaml": {}}},
-    404: {"model": ErrorOut, "description": "No such study, or no completed trial yet."},
+    404: {"description": "No such study, or no completed trial yet."},
 }
 
 
@@ -80,7 +80,7 @@ def download_args_yaml(study_id: StudyId, controller: Controller) -> PlainTextRe
 @router.get(
     "/{study_id}/evolve.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut, "description": "No completed trial yet."}},
+    responses={200: {"content": {"image/png": {}}}, 404: {"description": "No such study, or no completed trial yet."}},
 )
 def evolve_plot(study_id: StudyId, controller: Controller) -> Response:
     """Fitness against each searched hyp, one scatter per key, the best trial marked (YOLOv5's evolve.png)."""
