@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hyps import SEED_HYPS, YOLOV5_FITNESS_WEIGHTS
 from service.settings import check_gpu_amount
 from service.studies.samplers import SAMPLER_NAMES
+from workers.pruning import PRUNER_NAMES
 
 StudyState = Literal["queued", "running", "completed", "stopped", "failed"]
 TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
@@ -52,6 +53,7 @@ class StudyRequest(BaseModel):
         description="Weights of [P, R, mAP50, mAP50-95] in the fitness; YOLOv5's [0, 0, 0.1, 0.9] by default.",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every training.")
+    pruner: str = Field("none", description=f"Stop trials whose per-epoch fitness trails: {', '.join(PRUNER_NAMES)}.")
     max_retries: int = Field(
         1, ge=0, le=10, description="Retries of a trial whose worker was lost (killed, node gone, no heartbeat)."
     )
@@ -86,6 +88,13 @@ class StudyRequest(BaseModel):
     def _known_sampler(cls, value: str) -> str:
         if value not in SAMPLER_NAMES:
             raise ValueError(f"unknown sampler; valid names: {', '.join(SAMPLER_NAMES)}")
+        return value
+
+    @field_validator("pruner")
+    @classmethod
+    def _known_pruner(cls, value: str) -> str:
+        if value not in PRUNER_NAMES:
+            raise ValueError(f"unknown pruner; valid names: {', '.join(PRUNER_NAMES)}")
         return value
 
     @field_validator("gpus_per_trial")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import optuna
 import ray
 
+from workers.pruning import build_pruner
 from workers.storage import open_optuna_storage
 from workers.training import TrialSpec, train_trial
 
@@ -62,24 +65,52 @@ def heartbeat(storage: Any, trial_id: int, interval_s: float) -> Iterator[None]:
         thread.join()
 
 
-def run_trial_here(spec: TrialSpec, storage_url: str, trial_id: int, heartbeat_s: float = 10.0) -> dict[str, Any]:
-    """Train ``spec``, writing each epoch's fitness to Optuna as an intermediate value of ``trial_id``
-    and a heartbeat every ``heartbeat_s`` seconds.
+@dataclass(frozen=True)
+class ReportTo:
+    """Where a worker reports: the Optuna storage and trial, how often to beat, which pruner to ask."""
 
-    Returns the TrialResult as a plain dict plus where it ran (node, host, pid).
+    storage_url: str
+    study_name: str
+    trial_id: int
+    heartbeat_s: float = 10.0
+    pruner: str = "none"
+
+
+def run_trial_here(spec: TrialSpec, report_to: ReportTo) -> dict[str, Any]:
+    """Train ``spec``, reporting each epoch's fitness to Optuna as an intermediate value and a
+    heartbeat every ``heartbeat_s`` seconds; stop early when the pruner says so.
+
+    Returns the TrialResult as a plain dict plus where it ran (node, host, pid); a pruned training
+    returns ``pruned: True`` and the epochs it trained.
     """
-    storage = open_optuna_storage(storage_url)
+    storage = open_optuna_storage(report_to.storage_url)
+    trial_id = report_to.trial_id
     where = {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
     # Where the trial runs, recorded before training: an operator (or a test) can find the process.
     storage.set_trial_user_attr(trial_id, "worker", where)
+    pruner = build_pruner(report_to.pruner, spec.epochs)
+    study = optuna.load_study(study_name=report_to.study_name, storage=storage, pruner=pruner)
+    trial = optuna.trial.Trial(study, trial_id)
+    reported: list[float] = []
+    last_metrics: dict[str, float] = {}
 
     def report(epoch: int, value: float, metrics: dict[str, float]) -> None:
-        storage.set_trial_intermediate_value(trial_id, epoch, value)
+        trial.report(value, epoch)
+        reported.append(value)
+        last_metrics.update(metrics)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
     _limit_cpu_threads()
-    with heartbeat(storage, trial_id, heartbeat_s):
-        result = train_trial(spec, device=assigned_device(), on_epoch=report)
-    return {**asdict(result), **where}
+    started = time.monotonic()
+    device = assigned_device()
+    with heartbeat(storage, trial_id, report_to.heartbeat_s):
+        try:
+            result = asdict(train_trial(spec, device=device, on_epoch=report))
+        except optuna.TrialPruned:
+            result = {"pruned": True, "fitness": reported[-1], "metrics": dict(last_metrics), "epochs": reported,
+                      "duration_s": time.monotonic() - started, "device": device, "train_args": {}}  # fmt: skip
+    return {**result, **where}
 
 
 # max_retries=0: Ray would otherwise re-run a crashed trial up to 3 times behind the controller's

@@ -27,9 +27,11 @@ from service.studies.trials import (
     complete_trial,
     counted_failures,
     fail_trial,
+    prune_trial,
     stale_trial_ids,
 )
 from workers.storage import open_optuna_storage
+from workers.task import ReportTo
 from workers.training import TrialSpec
 
 logger = logging.getLogger(__name__)
@@ -117,7 +119,10 @@ class StudyRunner(threading.Thread):
                 used += 1
                 spec = self._spec(trial, request, dataset, plan)
                 # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
-                ref = self._dispatch(spec, storage_url, trial._trial_id, gpus)
+                report_to = ReportTo(
+                    storage_url, optuna_name, trial._trial_id, settings.HEARTBEAT_INTERVAL_S, request["pruner"]
+                )
+                ref = self._dispatch(spec, report_to, gpus)
                 inflight[ref] = trial
             if not inflight:
                 break
@@ -188,14 +193,13 @@ class StudyRunner(threading.Thread):
             raise ValueError(f"gpus_per_trial {asked:g} but the Ray cluster has {cluster_gpus:g} GPUs")
         return float(asked)
 
-    def _dispatch(self, spec: TrialSpec, storage_url: str, trial_id: int, gpus: float) -> ray.ObjectRef:
+    def _dispatch(self, spec: TrialSpec, report_to: ReportTo, gpus: float) -> ray.ObjectRef:
         options = {
             "num_cpus": self._context.settings.CPUS_PER_TRIAL,
             "num_gpus": gpus,
             "name": f"study-{self.study_id}/trial-{spec.trial_number}",
         }
-        heartbeat_s = self._context.settings.HEARTBEAT_INTERVAL_S
-        return self._context.trial_task.options(**options).remote(spec, storage_url, trial_id, heartbeat_s)
+        return self._context.trial_task.options(**options).remote(spec, report_to)
 
     def _settle(self, study: optuna.Study, trial: optuna.Trial, ref: ray.ObjectRef, request: dict[str, Any]) -> None:
         number = trial.number
@@ -212,6 +216,11 @@ class StudyRunner(threading.Thread):
             error = f"worker lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             logger.warning("study %d trial %d: %s", self.study_id, number, error)
             fail_trial(study, number, error, max_retries=request["max_retries"])
+            return
+        if result.get("pruned"):
+            attrs = {"metrics": result["metrics"], "duration_s": result["duration_s"], "device": result["device"],
+                     "node": result["host"], "node_id": result["node_id"]}  # fmt: skip
+            prune_trial(study, number, attrs)
             return
         attrs = {
             "metrics": result["metrics"],

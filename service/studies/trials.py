@@ -78,6 +78,17 @@ def fail_trial(
 
 def complete_trial(study: optuna.Study, number: int, value: float, attrs: dict[str, Any]) -> bool:
     """Tell Optuna trial ``number`` completed with ``value``; False, and logged, if it had already ended."""
+    return _tell(study, number, attrs, value=value)
+
+
+def prune_trial(study: optuna.Study, number: int, attrs: dict[str, Any]) -> bool:
+    """Tell Optuna trial ``number`` was pruned (its value: the last epoch it reported)."""
+    return _tell(study, number, attrs, state=TrialState.PRUNED)
+
+
+def _tell(
+    study: optuna.Study, number: int, attrs: dict[str, Any], value: float | None = None, state: TrialState | None = None
+) -> bool:
     storage, tid = study._storage, trial_id(study, number)
     if storage.get_trial(tid).state.is_finished():
         logger.warning("trial %d of %s already ended; ignoring its result", number, study.study_name)
@@ -85,7 +96,7 @@ def complete_trial(study: optuna.Study, number: int, value: float, attrs: dict[s
     for key, attr in attrs.items():
         storage.set_trial_user_attr(tid, key, attr)
     try:
-        study.tell(number, value)
+        study.tell(number, value, state=state)
     except (ValueError, RuntimeError) as exc:  # another process ended it between the check and the tell
         logger.warning("trial %d of %s could not be told: %s", number, study.study_name, exc)
         return False

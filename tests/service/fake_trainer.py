@@ -11,12 +11,13 @@ from typing import Any
 
 import ray
 
+from workers.task import ReportTo
 from workers.training import TrialSpec
 
 HOLD_S = 3.0
 
 
-def fake_trial_here(spec: TrialSpec, storage_url: str, trial_id: int, heartbeat_s: float) -> dict[str, Any]:
+def fake_trial_here(spec: TrialSpec, report_to: ReportTo) -> dict[str, Any]:
     started = time.time()
     time.sleep(HOLD_S)
     metrics = {"precision": 0.0, "recall": 0.0, "mAP50": 0.0, "mAP50-95": 0.0}

@@ -12,7 +12,7 @@ import ray
 from hyps import default_evolve_keys, distributions, load_seed_hyp
 from service.datasets import check_dataset
 from workers.storage import open_optuna_storage
-from workers.task import run_trial
+from workers.task import ReportTo, run_trial
 from workers.training import TrialSpec
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def test_task_reports_every_epoch_to_optuna(local_ray: None, shapes_root: Path, 
         hyp={**load_seed_hyp("scratch-low"), **trial.params},
         output_dir=str(tmp_path / "runs" / "0"),
     )
-    result = ray.get(run_trial.remote(spec, url, trial._trial_id))
+    result = ray.get(run_trial.remote(spec, ReportTo(url, study.study_name, trial._trial_id)))
 
     stored = study.trials[0]
     # Each epoch's fitness reached the storage from the worker process, as Optuna intermediate values.
