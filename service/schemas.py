@@ -146,6 +146,9 @@ class TrialOut(BaseModel):
     device: str | None = Field(None, description="'cpu', or the CUDA device the trial trained on.")
     pid: int | None = Field(None, description="The worker process that ran (or runs) the trial.")
     retry_of: int | None = Field(None, description="The trial this one repeats (after its worker was lost).")
+    startup: dict[str, float] | None = Field(
+        None, description="Seconds spent before training proper: imports_s, model_s, setup_s, to_first_epoch_s."
+    )
     train_args: dict[str, Any] | None = Field(
         None, description="The hyp arguments the ultralytics trainer really used, read back from it."
     )

@@ -54,6 +54,9 @@ class TrialResult:
     duration_s: float
     device: str
     train_args: dict[str, Any] = field(default_factory=dict)
+    # Seconds before training proper: imports (cached after a worker's first trial), model build,
+    # trainer setup (data loaders, label scan, optimizer), and start to the end of the first epoch.
+    startup: dict[str, float] = field(default_factory=dict)
 
 
 def train_args_for(spec: TrialSpec, device: str) -> dict[str, Any]:
@@ -110,19 +113,21 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
     """Train ``spec`` with ultralytics on ``device``; call ``on_epoch(epoch, fitness, metrics)`` after
     each epoch's validation. The result's fitness is the last epoch's, as in YOLOv5's --evolve."""
     check_data_here(spec.data)
+    started = time.monotonic()
     seal_ultralytics()
     from ultralytics import YOLO
 
+    startup = {"imports_s": time.monotonic() - started}
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "data.yaml").write_text(yaml.safe_dump(spec.data, sort_keys=False), encoding="utf-8")
 
-    started = time.monotonic()
     per_epoch: list[float] = []
     last_metrics: dict[str, float] = {}
     used_args: dict[str, Any] = {}
 
     def record_args(trainer: Any) -> None:
+        startup["setup_s"] = time.monotonic() - started - startup["imports_s"] - startup["model_s"]
         used_args.update({k: _plain(v) for k, v in vars(trainer.args).items()})
 
     def record_epoch(trainer: Any) -> None:
@@ -133,12 +138,20 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
         metrics = _metrics_of(trainer)
         value = fitness(metrics, spec.fitness_weights)
         per_epoch.append(value)
+        if len(per_epoch) == 1:
+            startup["to_first_epoch_s"] = time.monotonic() - started
+        if trainer.epoch + 1 >= trainer.epochs:
+            # The result is the last epoch's, as in YOLOv5's --evolve. ultralytics would validate
+            # best.pt once more after training: a whole validation pass for a number we do not use.
+            # It only runs when trainer.best exists, so point it elsewhere.
+            trainer.best = out / "weights" / "not-validated-again.pt"
         last_metrics.clear()
         last_metrics.update(metrics)
         if on_epoch is not None:
             on_epoch(trainer.epoch, value, metrics)
 
     model = YOLO(spec.model)
+    startup["model_s"] = time.monotonic() - started - startup["imports_s"]
     model.add_callback("on_train_start", record_args)
     model.add_callback("on_fit_epoch_end", record_epoch)
     model.train(**train_args_for(spec, device))
@@ -151,4 +164,5 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
         duration_s=time.monotonic() - started,
         device=device,
         train_args=used_args,
+        startup=startup,
     )

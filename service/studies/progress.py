@@ -56,6 +56,7 @@ def trial_out(trial: FrozenTrial) -> TrialOut:
         device=trial.user_attrs.get("device"),
         pid=(trial.user_attrs.get("worker") or {}).get("pid"),
         retry_of=trial.user_attrs.get("retry_of"),
+        startup=trial.user_attrs.get("startup"),
         train_args=_hyp_args(trial.user_attrs.get("train_args")),
     )
 

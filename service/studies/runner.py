@@ -229,6 +229,7 @@ class StudyRunner(threading.Thread):
             "node": result["host"],
             "node_id": result["node_id"],
             "train_args": result["train_args"],
+            "startup": result.get("startup"),
         }
         if complete_trial(study, number, result["fitness"], attrs):
             record_if_best(

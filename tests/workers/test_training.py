@@ -44,6 +44,15 @@ def test_default_hyps_learn_the_sample_data(default_run: TrialResult) -> None:
     )
 
 
+def test_startup_is_measured_before_the_first_epoch(default_run: TrialResult) -> None:
+    startup = default_run.startup
+    assert set(startup) == {"imports_s", "model_s", "setup_s", "to_first_epoch_s"}
+    assert all(value >= 0 for value in startup.values())
+    # The first epoch ends after imports, model build and trainer setup, and before the trial does.
+    before_training = startup["imports_s"] + startup["model_s"] + startup["setup_s"]
+    assert before_training < startup["to_first_epoch_s"] < default_run.duration_s
+
+
 def test_trainer_used_the_translated_hyps(default_run: TrialResult) -> None:
     expected = translate_hyp(load_seed_hyp("scratch-low"))
     used = {key: default_run.train_args[key] for key in expected}
