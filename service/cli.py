@@ -93,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
-    settings.prepare_dirs()
+    if args.command != "dashboard":  # the dashboard only reads the database
+        settings.prepare_dirs()
     args.run(args, settings)
 
 

@@ -22,7 +22,7 @@ def test_dashboard_lists_the_studies_in_the_service_database(tmp_path: Path) -> 
     port = free_port()
     env = {**os.environ, "HYPEVOLVE_HOME": str(tmp_path), "HYPEVOLVE_DATABASE_URL": url}
     command = [str(Path(sys.executable).parent / "hypevolve"), "dashboard", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline, names = time.monotonic() + 30, None
         while time.monotonic() < deadline and names is None:

@@ -52,7 +52,7 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "HYPEVOLVE_HOME": str(tmp_path), "HYPEVOLVE_DATABASE_URL": url}
     command = [str(Path(sys.executable).parent / "hypevolve"), "dashboard", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
