@@ -110,6 +110,15 @@ class StudyRequest(BaseModel):
         return value
 
 
+def request_defaults() -> dict[str, Any]:
+    """Every optional field of StudyRequest with its default."""
+    return {
+        name: field.get_default(call_default_factory=True)
+        for name, field in StudyRequest.model_fields.items()
+        if not field.is_required()
+    }
+
+
 class BestOut(BaseModel):
     fitness: float
     trial: int

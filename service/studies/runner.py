@@ -17,6 +17,7 @@ import ray
 from sqlalchemy.orm import sessionmaker
 
 from service.db import StudyRow, utcnow
+from service.schemas import request_defaults
 from service.settings import Settings
 from service.studies.best import record_if_best
 from service.studies.plan import StudyPlan
@@ -75,12 +76,11 @@ class StudyRunner(threading.Thread):
         self.study_id = study_id
         self._context = context
         self._stop_reason: StopReason | None = None
-        self._wake = threading.Event()
 
     def stop(self, reason: StopReason) -> None:
-        """Ask the runner to cancel its running trials and end (returns at once; join to wait)."""
+        """Ask the runner to cancel its running trials and end (returns at once; join to wait).
+        The loop sees it within POLL_S."""
         self._stop_reason = reason
-        self._wake.set()
 
     def run(self) -> None:
         try:
@@ -95,7 +95,9 @@ class StudyRunner(threading.Thread):
         with self._context.sessions() as session:
             row = session.get(StudyRow, self.study_id)
             assert row is not None, f"study {self.study_id} has no row"
-            request, dataset, optuna_name = dict(row.request), dict(row.dataset), row.optuna_name
+            # Fields added after a study was created take their defaults.
+            request = request_defaults() | dict(row.request)
+            dataset, optuna_name = dict(row.dataset), row.optuna_name
             plan = StudyPlan.from_json(row.plan)
         resources = self._context.connect_ray()
         settings = self._context.settings
