@@ -2,9 +2,9 @@
 
 Methods (each with several seeds, one trial at a time, on this machine):
   ultralytics   YOLO(model).tune(..., optimizer="SGD"): ultralytics' mutation-based evolution
-  default       hypevolve's default configuration (TPE, no pruning)
+  tpe           hypevolve with Optuna's TPE, no pruning
   tpe-hyperband hypevolve, TPE with the hyperband pruner
-  yolov5        hypevolve, YOLOv5's --evolve as the sampler
+  yolov5        hypevolve, YOLOv5's --evolve as the sampler (hypevolve's default since this benchmark)
 
 Every method's trials are scored with YOLOv5's fitness (0.1 x mAP50 + 0.9 x mAP50-95), recomputed
 from the validation metrics. Writes to bench/results/: trials.csv (every trial), best_vs_epochs.png
@@ -49,7 +49,7 @@ from service.studies.controller import StudyController  # noqa: E402
 from workers.offline import seal_ultralytics  # noqa: E402
 
 SERVICE_METHODS = {
-    "default": {},
+    "tpe": {"sampler": "tpe"},
     "tpe-hyperband": {"sampler": "tpe", "pruner": "hyperband"},
     "yolov5": {"sampler": "yolov5"},
 }
@@ -148,7 +148,11 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--replot", action="store_true", help="redraw best_vs_epochs.png from --out/trials.csv")
     args = parser.parse_args()
+    if args.replot:
+        plot(read_trials(args.out / "trials.csv"), args)
+        return 0
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     with tempfile.TemporaryDirectory(prefix="hypevolve-bench-") as tmp:
@@ -175,18 +179,34 @@ def main() -> int:
             ray.shutdown()
 
     args.out.mkdir(parents=True, exist_ok=True)
-    write_outputs(rows, runs, args)
-    return 0
-
-
-def write_outputs(rows: list[TrialRow], runs: list[RunTime], args: argparse.Namespace) -> None:
     with (args.out / "trials.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["method", "seed", "trial", "epochs_trained", "wall_clock_s", "fitness"])
         for r in rows:
             writer.writerow([r.method, r.seed, r.trial, r.epochs_trained, f"{r.wall_clock_s:.2f}",
                              "" if r.fitness is None else f"{r.fitness:.5f}"])  # fmt: skip
+    plot(rows, args)
+    summarize(rows, runs, args)
+    return 0
 
+
+def read_trials(path: Path) -> list[TrialRow]:
+    with path.open() as handle:
+        return [
+            TrialRow(
+                r["method"],
+                int(r["seed"]),
+                int(r["trial"]),
+                int(r["epochs_trained"]),
+                float(r["wall_clock_s"]),
+                float(r["fitness"]) if r["fitness"] else None,
+            )
+            for r in csv.DictReader(handle)
+        ]
+
+
+def plot(rows: list[TrialRow], args: argparse.Namespace) -> None:
+    """best_vs_epochs.png: best fitness so far against epochs trained, median and range over seeds."""
     curves = {
         (m, s): best_curve([r for r in rows if r.method == m and r.seed == s]) for m in args.methods for s in args.seeds
     }
@@ -212,6 +232,12 @@ def write_outputs(rows: list[TrialRow], runs: list[RunTime], args: argparse.Name
     ax.set_title(f"{setup}; median and range of {len(args.seeds)} seeds", fontsize=8)
     ax.legend()
     figure.savefig(args.out / "best_vs_epochs.png", dpi=110)
+
+
+def summarize(rows: list[TrialRow], runs: list[RunTime], args: argparse.Namespace) -> None:
+    curves = {
+        (m, s): best_curve([r for r in rows if r.method == m and r.seed == s]) for m in args.methods for s in args.seeds
+    }
 
     def final_best(method: str) -> list[float]:
         return [curves[(method, s)][-1][1] for s in args.seeds]

@@ -33,7 +33,8 @@ class StudyRequest(BaseModel):
     batch: int = Field(16, ge=1, le=1024)
     n_trials: int = Field(30, ge=1, le=10000, description="Trials in the study, the seed trial included.")
     parallel: int = Field(1, ge=1, le=1024, description="Trials running at once.")
-    sampler: str = Field("tpe", description=f"One of {', '.join(SAMPLER_NAMES)}.")
+    # The default is what bench/compare_tuners.py found best; see README, Benchmarks.
+    sampler: str = Field("yolov5", description=f"One of {', '.join(SAMPLER_NAMES)}.")
     seed_hyp: str | dict[str, Any] = Field(
         "scratch-low",
         description=f"Trial 0's hyps and the base for keys not searched: {', '.join(SEED_HYPS)}, or your own "
