@@ -49,6 +49,12 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("model", "../../evil.pt"),
     ("name", "../x"),
     ("unknown_field", 1),
+    ("pruner", "asha"),
+    ("max_retries", -1),
+    ("max_retries", 11),
+    ("max_failed_trials", 0),
+    ("gpus_per_trial", 1.5),
+    ("gpus_per_trial", -1),
 ]
 
 
