@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install (Debian's package, if missing) and start a local PostgreSQL for the tests, with a role and
-# database `hypevolve` allowed to create the per-test databases. Prints the TEST_DATABASE_URL.
+# database `hypevolve` allowed to create (and force-drop) the per-test databases. Prints the TEST_DATABASE_URL.
 # Needs root (CI runs as root). Safe to run again.
 set -euo pipefail
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -17,4 +17,7 @@ as_postgres() { su postgres -c "psql -qtAc \"$1\""; }
   || as_postgres "CREATE ROLE hypevolve LOGIN CREATEDB PASSWORD 'hypevolve'" >&2
 [ "$(as_postgres "SELECT 1 FROM pg_database WHERE datname='hypevolve'")" = 1 ] \
   || su postgres -c "createdb -O hypevolve hypevolve" >&2
+# The tests drop their databases WITH (FORCE), which terminates whatever is still connected; an
+# autovacuum worker has no role of its own, so only pg_signal_backend lets a non-superuser end it.
+as_postgres "GRANT pg_signal_backend TO hypevolve" >&2
 echo "postgresql+psycopg://hypevolve:hypevolve@127.0.0.1:5432/hypevolve"

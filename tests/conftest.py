@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError
 
 from service.api.app import create_app
 from service.sample_data import write_sample_dataset
@@ -54,9 +55,24 @@ def fresh_database(backend: str, folder: Path) -> Iterator[str]:
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            drop_database(admin, name)
+        finally:
+            admin.dispose()
+
+
+def drop_database(admin: Engine, name: str, attempts: int = 20) -> None:
+    """DROP ... WITH (FORCE) ends the sessions still on the database, but fails while it cannot end one
+    (an autovacuum worker, where the role lacks pg_signal_backend): such a session is short, so retry."""
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture(params=BACKENDS)
