@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from hyps import METRIC_NAMES, YOLOV5_FITNESS_WEIGHTS, YOLOV5_PARITY_ARGS, fitness, translate_hyp
+from workers.label_cache import with_label_cache
 from workers.offline import seal_ultralytics
 
 # ultralytics' names for the validation metrics our fitness weighs, in METRIC_NAMES order.
@@ -41,6 +42,8 @@ class TrialSpec:
     output_dir: str
     fitness_weights: Sequence[float] = YOLOV5_FITNESS_WEIGHTS
     dataloader_workers: int = 0
+    # Where to keep label-scan caches for data sets this node cannot write to ("" keeps none).
+    label_cache_dir: str = ""
 
 
 @dataclass
@@ -120,7 +123,8 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
     startup = {"imports_s": time.monotonic() - started}
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "data.yaml").write_text(yaml.safe_dump(spec.data, sort_keys=False), encoding="utf-8")
+    data = with_label_cache(spec.data, Path(spec.label_cache_dir)) if spec.label_cache_dir else spec.data
+    (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
     per_epoch: list[float] = []
     last_metrics: dict[str, float] = {}

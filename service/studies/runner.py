@@ -181,6 +181,7 @@ class StudyRunner(threading.Thread):
             fitness_weights=plan.fitness_weights,
             output_dir=str(Path(settings.ARTIFACTS_DIR) / str(self.study_id) / str(trial.number)),
             dataloader_workers=settings.CPUS_PER_TRIAL - 1,
+            label_cache_dir=str(Path(settings.ARTIFACTS_DIR) / "label-cache"),
         )
 
     def _gpus_per_trial(self, request: dict[str, Any], resources: dict[str, float]) -> float:
