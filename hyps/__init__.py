@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from hyps.files import HYP_KEYS, SEED_HYPS, load_seed_hyp, render_hyp_yaml
 from hyps.fitness import METRIC_NAMES, YOLOV5_FITNESS_WEIGHTS, fitness
-from hyps.space import KeyRange, default_evolve_keys, distributions, load_search_space, out_of_bounds
+from hyps.space import (
+    KeyRange,
+    default_evolve_keys,
+    distributions,
+    load_search_space,
+    load_ultralytics_space,
+    out_of_bounds,
+    ultralytics_only,
+    ultralytics_only_defaults,
+)
 from hyps.translate import HELD_KEYS, HYP_ARGS, YOLOV5_PARITY_ARGS, translate_hyp, untranslate_args
 
 __all__ = [
@@ -22,8 +31,11 @@ __all__ = [
     "fitness",
     "load_search_space",
     "load_seed_hyp",
+    "load_ultralytics_space",
     "out_of_bounds",
     "render_hyp_yaml",
     "translate_hyp",
+    "ultralytics_only",
+    "ultralytics_only_defaults",
     "untranslate_args",
 ]

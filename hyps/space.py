@@ -1,10 +1,12 @@
-"""The search space: YOLOv5's evolution bounds and gains per hyp key, loaded from ``data/search_space.yaml``."""
+"""The search space: YOLOv5's evolution bounds and gains per hyp key (``data/search_space.yaml``), and
+the ultralytics-only arguments a study may name (``data/ultralytics_space.yaml``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import optuna
 import yaml
@@ -15,19 +17,38 @@ from hyps.translate import HELD_KEYS
 
 @dataclass(frozen=True)
 class KeyRange:
-    """Where one hyp key may move: ``[low, high]``, YOLOv5's mutation gain, and log-scale sampling."""
+    """Where one key may move: ``[low, high]``, YOLOv5's mutation gain, log-scale sampling, and
+    whether only whole numbers are allowed."""
 
     key: str
     low: float
     high: float
     gain: float
     log: bool = False
+    integer: bool = False
 
     def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
+        return self.low <= value <= self.high and (not self.integer or float(value).is_integer())
 
-    def distribution(self) -> optuna.distributions.FloatDistribution:
+    def clip(self, value: float) -> float:
+        """``value`` moved into ``[low, high]``; an int for whole-number keys."""
+        clipped = min(max(value, self.low), self.high)
+        return int(clipped) if self.integer else clipped
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        if self.integer:
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
         return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
+
+
+def _key_range(key: str, spec: Mapping[str, Any], source: str) -> KeyRange:
+    entry = KeyRange(
+        key, float(spec["low"]), float(spec["high"]), float(spec["gain"]), bool(spec.get("log")), bool(spec.get("int"))
+    )
+    bad_int = entry.integer and not (entry.low.is_integer() and entry.high.is_integer())
+    if entry.low >= entry.high or (entry.log and entry.low <= 0) or bad_int:
+        raise ValueError(f"{source}: bad range for {key!r}: {spec}")
+    return entry
 
 
 @cache
@@ -36,13 +57,32 @@ def load_search_space() -> dict[str, KeyRange]:
     raw = yaml.safe_load(read_data_file("search_space.yaml"))
     if list(raw) != list(HYP_KEYS):
         raise ValueError(f"search_space.yaml must list the YOLOv5 keys in order; got {list(raw)}")
-    space = {}
-    for key, spec in raw.items():
-        entry = KeyRange(key, float(spec["low"]), float(spec["high"]), float(spec["gain"]), bool(spec.get("log")))
-        if entry.low >= entry.high or (entry.log and entry.low <= 0):
-            raise ValueError(f"search_space.yaml: bad range for {key!r}: {spec}")
-        space[key] = entry
-    return space
+    return {key: _key_range(key, spec, "search_space.yaml") for key, spec in raw.items()}
+
+
+@cache
+def _ultralytics_space_file() -> dict[str, dict[str, Any]]:
+    raw = yaml.safe_load(read_data_file("ultralytics_space.yaml"))
+    clash = sorted(set(raw) & set(HYP_KEYS))
+    if clash:
+        raise ValueError(f"ultralytics_space.yaml: {clash} are YOLOv5 keys, not ultralytics-only arguments")
+    return dict(raw)
+
+
+def load_ultralytics_space() -> dict[str, KeyRange]:
+    """The ultralytics-only arguments a study may search or fix by name: bounds, gains, integer or not."""
+    return {k: _key_range(k, spec, "ultralytics_space.yaml") for k, spec in _ultralytics_space_file().items()}
+
+
+def ultralytics_only_defaults() -> dict[str, float | int]:
+    """What a trial trains with for each ultralytics-only argument its study does not name."""
+    return ultralytics_only({k: spec["default"] for k, spec in _ultralytics_space_file().items()})
+
+
+def ultralytics_only(values: Mapping[str, Any]) -> dict[str, float | int]:
+    """The entries of ``values`` that are ultralytics-only arguments, as ints where ultralytics wants ints."""
+    space = load_ultralytics_space()
+    return {k: int(v) if space[k].integer else float(v) for k, v in values.items() if k in space}
 
 
 def default_evolve_keys() -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hyps import SEED_HYPS, YOLOV5_FITNESS_WEIGHTS
+from hyps import HYP_KEYS, SEED_HYPS, YOLOV5_FITNESS_WEIGHTS, load_ultralytics_space
 from service.settings import check_gpu_amount
 from service.studies.samplers import SAMPLER_NAMES
 from workers.pruning import PRUNER_NAMES
@@ -41,11 +41,17 @@ class StudyRequest(BaseModel):
         "hyp values as an object or as the text of a YOLOv5 hyp.yaml (keys left out come from scratch-low).",
     )
     evolve: list[str] | None = Field(
-        None, max_length=28, description="Keys to search; default: every key with an effect that YOLOv5 evolves."
+        None,
+        max_length=len(HYP_KEYS) + len(load_ultralytics_space()),
+        description="Keys to search; default: every key with an effect that YOLOv5 evolves. YOLOv5 hyp keys, "
+        f"or ultralytics-only arguments by name ({', '.join(load_ultralytics_space())}).",
     )
-    fixed: dict[str, float] = Field(default_factory=dict, description="Keys held at these values, not searched.")
+    fixed: dict[str, float] = Field(
+        default_factory=dict, description="Keys (YOLOv5 or ultralytics-only) held at these values, not searched."
+    )
     bounds: dict[str, tuple[float, float]] = Field(
-        default_factory=dict, description="[low, high] per searched key, inside YOLOv5's bounds."
+        default_factory=dict,
+        description="[low, high] per searched key, inside YOLOv5's bounds (ultralytics' tuner's for its own).",
     )
     fitness_weights: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: list(YOLOV5_FITNESS_WEIGHTS),

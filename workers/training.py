@@ -42,6 +42,8 @@ class TrialSpec:
     output_dir: str
     fitness_weights: Sequence[float] = YOLOV5_FITNESS_WEIGHTS
     dataloader_workers: int = 0
+    # ultralytics-only arguments the study names (dfl, close_mosaic, ...), passed as they are.
+    ultralytics_args: dict[str, float | int] = field(default_factory=dict)
     # Where to keep label-scan caches for data sets this node cannot write to ("" keeps none).
     label_cache_dir: str = ""
 
@@ -68,6 +70,7 @@ def train_args_for(spec: TrialSpec, device: str) -> dict[str, Any]:
     return {
         **YOLOV5_PARITY_ARGS,
         **translate_hyp(spec.hyp),
+        **spec.ultralytics_args,
         "data": str(out / "data.yaml"),
         "epochs": spec.epochs,
         "imgsz": spec.imgsz,

@@ -213,10 +213,13 @@ class StudyController:
             for key, value in params.items():
                 bounds = plan.ranges[key]
                 if not bounds.contains(value):
+                    what = "is not a whole number in" if bounds.integer else "lies outside"
                     raise InvalidRequest(
-                        "file", f"line {result.line}", f"{key}={value} lies outside the study's range "
+                        "file", f"line {result.line}", f"{key}={value} {what} the study's range "
                         f"[{bounds.low}, {bounds.high}]",
                     )  # fmt: skip
+                if bounds.integer:
+                    params[key] = int(value)
             if result.metrics is not None:
                 value = fitness(result.metrics, plan.fitness_weights)
             elif result.fitness is not None:

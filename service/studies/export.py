@@ -31,9 +31,11 @@ def best_hyp_yaml(row: StudyRow, best: BestHypRow) -> str:
     """A complete hyp file for ``python train.py --hyp``: the best trial's values for the searched
     keys, the fixed and seed values for the rest, and a header saying where they came from."""
     plan = StudyPlan.from_json(row.plan)
+    extras = plan.ultralytics_args_for(best.params)
     header = [
         *_provenance(row, best, plan),
         f"{', '.join(HELD_KEYS)} have no effect on the ultralytics backend: carried unchanged",
+        *([f"ultralytics-only, so in args.yaml and not here: {extras}"] if extras else []),
         "usage: python train.py --hyp hyp.yaml",
     ]
     return render_hyp_yaml(plan.hyp_for(best.params), header)
@@ -51,6 +53,7 @@ def best_train_args(row: StudyRow, best: BestHypRow) -> dict[str, Any]:
         "seed": request["seed"],
         **YOLOV5_PARITY_ARGS,
         **translate_hyp(plan.hyp_for(best.params)),
+        **plan.ultralytics_args_for(best.params),
     }
 
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hyps import HYP_KEYS, METRIC_NAMES, untranslate_args
+from hyps import HYP_KEYS, METRIC_NAMES, load_ultralytics_space, untranslate_args
 from service.errors import InvalidRequest
 
 FORMATS: tuple[str, ...] = ("evolve-csv", "tune-csv", "tune-ndjson")
@@ -103,6 +103,12 @@ def _parse_evolve_csv(text: str) -> list[ImportedResult]:
     return results
 
 
+def _tuner_values(args: dict[str, float]) -> dict[str, float]:
+    """A tuner row in our terms: YOLOv5 values where a YOLOv5 key exists, and the ultralytics-only
+    arguments a study can search (dfl, close_mosaic, ...) as they are."""
+    return {**untranslate_args(args), **{k: v for k, v in args.items() if k in load_ultralytics_space()}}
+
+
 def _parse_tune_csv(text: str) -> list[ImportedResult]:
     header, body = _csv_rows(text)
     results = []
@@ -110,7 +116,7 @@ def _parse_tune_csv(text: str) -> list[ImportedResult]:
         values = dict(zip(header, row, strict=True))
         fitness = _float(number, "fitness", values.pop("fitness"))
         args = {k: _float(number, k, v) for k, v in values.items()}
-        results.append(ImportedResult(number, untranslate_args(args), None, fitness))
+        results.append(ImportedResult(number, _tuner_values(args), None, fitness))
     return results
 
 
@@ -140,7 +146,7 @@ def _parse_tune_ndjson(text: str) -> list[ImportedResult]:
         args = {k: _float(number, k, v) for k, v in record["hyperparameters"].items()}
         fitness = _float(number, "fitness", record["fitness"]) if "fitness" in record else None
         results.append(
-            ImportedResult(number, untranslate_args(args), _mean_metrics(number, record.get("datasets")), fitness)
+            ImportedResult(number, _tuner_values(args), _mean_metrics(number, record.get("datasets")), fitness)
         )
     if not results:
         raise InvalidRequest("file", "line 1", "holds no results")

@@ -3,7 +3,9 @@
 The request says what the user asked for (``seed_hyp`` by name, by values or as YAML text,
 ``evolve``, ``fixed``, ``bounds``, ``fitness_weights``); the plan holds the resolved seed values of
 all 28 keys, the searched keys with their final ranges, the fixed values and the fitness weights.
-Every refusal is an InvalidRequest naming the field and the value.
+``evolve``, ``fixed`` and ``bounds`` may also name ultralytics-only arguments (dfl, close_mosaic,
+...): they reach the trainings and args.yaml, never the YOLOv5 hyp file. Every refusal is an
+InvalidRequest naming the field and the value.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from hyps import (
     default_evolve_keys,
     load_search_space,
     load_seed_hyp,
+    load_ultralytics_space,
+    ultralytics_only,
+    ultralytics_only_defaults,
 )
 from service.errors import InvalidRequest
 
@@ -37,35 +42,43 @@ class StudyPlan:
 
     seed: dict[str, float]  # all 28 YOLOv5 keys
     seed_name: str  # "scratch-low", ... or "uploaded"
-    evolve: tuple[str, ...]
+    evolve: tuple[str, ...]  # YOLOv5 keys in YOLOv5's order, then ultralytics-only arguments
     ranges: dict[str, KeyRange]  # one per evolve key, overrides applied
-    fixed: dict[str, float] = field(default_factory=dict)
+    fixed: dict[str, float] = field(default_factory=dict)  # YOLOv5 keys and ultralytics-only arguments
     fitness_weights: tuple[float, ...] = YOLOV5_FITNESS_WEIGHTS
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         return {key: self.ranges[key].distribution() for key in self.evolve}
 
     def start_params(self) -> dict[str, float]:
-        """Trial 0: the seed's values for the searched keys, clipped into narrowed ranges."""
-        return {k: min(max(self.seed[k], self.ranges[k].low), self.ranges[k].high) for k in self.evolve}
+        """Trial 0: the seed's values for the searched keys (for ultralytics-only arguments, what a
+        trial gets when unnamed), clipped into narrowed ranges."""
+        start = {**ultralytics_only_defaults(), **self.seed}
+        return {k: self.ranges[k].clip(start[k]) for k in self.evolve}
 
     def hyp_for(self, params: Mapping[str, float]) -> dict[str, float]:
-        """All 28 keys for a trial: its params over the fixed values over the seed."""
-        return {**self.seed, **self.fixed, **params}
+        """All 28 YOLOv5 keys for a trial: its params over the fixed values over the seed."""
+        chosen = {**self.fixed, **params}
+        return {k: chosen.get(k, v) for k, v in self.seed.items()}
+
+    def ultralytics_args_for(self, params: Mapping[str, float]) -> dict[str, float | int]:
+        """The ultralytics-only arguments the study names, with a trial's values: its params over the
+        fixed values."""
+        return ultralytics_only({**self.fixed, **params})
 
     def to_json(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
             "seed_name": self.seed_name,
             "evolve": list(self.evolve),
-            "ranges": {k: [r.low, r.high, r.gain, r.log] for k, r in self.ranges.items()},
+            "ranges": {k: [r.low, r.high, r.gain, r.log, r.integer] for k, r in self.ranges.items()},
             "fixed": self.fixed,
             "fitness_weights": list(self.fitness_weights),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StudyPlan:
-        ranges = {k: KeyRange(k, lo, hi, gain, log) for k, (lo, hi, gain, log) in data["ranges"].items()}
+        ranges = {k: KeyRange(k, *entry) for k, entry in data["ranges"].items()}  # 4 entries before integer
         return cls(
             seed=dict(data["seed"]),
             seed_name=data["seed_name"],
@@ -82,15 +95,32 @@ def _number(field_name: str, value: Any) -> float:
     return float(value)
 
 
+def _space() -> dict[str, KeyRange]:
+    return {**load_search_space(), **load_ultralytics_space()}
+
+
 def _check_in_range(field_name: str, key: str, value: float) -> None:
-    bounds = load_search_space()[key]
+    bounds = _space()[key]
     if not bounds.contains(value):
+        if bounds.integer:
+            raise InvalidRequest(
+                field_name, value, f"{key} must be a whole number in [{bounds.low:g}, {bounds.high:g}]"
+            )
         raise InvalidRequest(field_name, value, f"{key} must lie within [{bounds.low}, {bounds.high}]")
 
 
-def _known_key(field_name: str, key: str) -> None:
-    if key not in HYP_KEYS:
-        raise InvalidRequest(field_name, key, f"unknown YOLOv5 hyp key; valid keys: {', '.join(HYP_KEYS)}")
+def _known_key(field_name: str, key: str, ultralytics_only_ok: bool = True) -> None:
+    extras = load_ultralytics_space()
+    if key in HYP_KEYS or (ultralytics_only_ok and key in extras):
+        return
+    if key in extras:
+        raise InvalidRequest(
+            field_name, key, "is an ultralytics-only argument, not a YOLOv5 hyp key; name it in fixed or evolve"
+        )
+    valid = f"valid keys: {', '.join(HYP_KEYS)}"
+    if ultralytics_only_ok:
+        valid += f"; ultralytics-only arguments: {', '.join(extras)}"
+    raise InvalidRequest(field_name, key, f"unknown YOLOv5 hyp key; {valid}")
 
 
 def resolve_seed(seed_hyp: str | Mapping[str, Any]) -> tuple[dict[str, float], str]:
@@ -110,7 +140,7 @@ def resolve_seed(seed_hyp: str | Mapping[str, Any]) -> tuple[dict[str, float], s
     for key, value in values.items():
         if key in _IGNORED_SEED_KEYS:
             continue
-        _known_key("seed_hyp", key)
+        _known_key("seed_hyp", key, ultralytics_only_ok=False)
         seed[key] = _number(f"seed_hyp.{key}", value)
         _check_in_range(f"seed_hyp.{key}", key, seed[key])
     return seed, "uploaded"
@@ -145,8 +175,8 @@ def build_plan(
     if not keys:
         raise InvalidRequest("evolve", list(evolve or []), "must name at least one key to search")
 
-    space = load_search_space()
-    ranges = {k: space[k] for k in HYP_KEYS if k in keys}  # YOLOv5's key order
+    space = _space()
+    ranges = {k: space[k] for k in space if k in keys}  # YOLOv5's key order, then ultralytics-only
     for key, pair in (bounds or {}).items():
         _known_key("bounds", key)
         if key not in ranges:
@@ -155,13 +185,16 @@ def build_plan(
         if low >= high:
             raise InvalidRequest(f"bounds.{key}", list(pair), "low must be below high")
         default = space[key]
+        if default.integer and not (low.is_integer() and high.is_integer()):
+            raise InvalidRequest(f"bounds.{key}", list(pair), f"{key} takes whole numbers only")
+        whose = "YOLOv5's" if key in HYP_KEYS else "ultralytics' tuner's"
         # Narrowing only: YOLOv5's bounds are where a value still means something (probabilities,
         # non-negative gains), and the sampler must not propose a training that cannot run.
         if low < default.low or high > default.high:
             raise InvalidRequest(
-                f"bounds.{key}", list(pair), f"must lie within YOLOv5's bounds [{default.low}, {default.high}]"
+                f"bounds.{key}", list(pair), f"must lie within {whose} bounds [{default.low}, {default.high}]"
             )
-        ranges[key] = KeyRange(key, low, high, default.gain, default.log and low > 0)
+        ranges[key] = KeyRange(key, low, high, default.gain, default.log and low > 0, default.integer)
 
     if len(fitness_weights) != 4 or not any(w > 0 for w in fitness_weights):
         raise InvalidRequest(

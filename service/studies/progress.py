@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hyps import HYP_ARGS
+from hyps import HYP_ARGS, load_ultralytics_space
 from service.db import BestHypRow, StudyRow, utcnow
 from service.schemas import BestOut, StudyOut, TrialOut
 from service.studies.trials import ERROR, counts_toward_budget
@@ -62,7 +62,9 @@ def trial_out(trial: FrozenTrial) -> TrialOut:
 
 
 def _hyp_args(train_args: dict[str, object] | None) -> dict[str, object] | None:
-    return {k: v for k, v in train_args.items() if k in HYP_ARGS} if train_args else None
+    """The trainer's arguments a study can set: translated hyps, parity and ultralytics-only ones."""
+    shown = {*HYP_ARGS, *load_ultralytics_space()}
+    return {k: v for k, v in train_args.items() if k in shown} if train_args else None
 
 
 def _eta_s(row: StudyRow, trials: Sequence[FrozenTrial]) -> float | None:

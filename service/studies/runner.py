@@ -178,6 +178,7 @@ class StudyRunner(threading.Thread):
             batch=request["batch"],
             seed=request["seed"],
             hyp=plan.hyp_for(trial.params),
+            ultralytics_args=plan.ultralytics_args_for(trial.params),
             fitness_weights=plan.fitness_weights,
             output_dir=str(Path(settings.ARTIFACTS_DIR) / str(self.study_id) / str(trial.number)),
             dataloader_workers=settings.CPUS_PER_TRIAL - 1,

@@ -1,8 +1,20 @@
 from __future__ import annotations
 
-from ultralytics.cfg import DEFAULT_CFG_DICT
+from pathlib import Path
 
-from hyps import HELD_KEYS, HYP_KEYS, YOLOV5_PARITY_ARGS, load_seed_hyp, translate_hyp
+from ultralytics.cfg import CFG_INT_KEYS, DEFAULT_CFG_DICT
+from ultralytics.engine.tuner import Tuner
+
+from hyps import (
+    HELD_KEYS,
+    HYP_ARGS,
+    HYP_KEYS,
+    YOLOV5_PARITY_ARGS,
+    load_seed_hyp,
+    load_ultralytics_space,
+    translate_hyp,
+    ultralytics_only_defaults,
+)
 
 
 def test_every_translated_argument_exists_in_the_installed_ultralytics() -> None:
@@ -34,3 +46,14 @@ def test_same_meaning_keys_pass_through_unchanged() -> None:
 
 def test_yolov5_parity_uses_sgd_so_lr0_takes_effect() -> None:
     assert YOLOV5_PARITY_ARGS["optimizer"] == "SGD"
+
+
+def test_ultralytics_only_arguments_exist_with_their_stated_defaults_types_and_tuner_bounds(tmp_path: Path) -> None:
+    space = load_ultralytics_space()
+    assert not set(space) & (set(HYP_KEYS) | set(HYP_ARGS) - set(YOLOV5_PARITY_ARGS))
+    # What an unnamed argument trains with: ultralytics' default, or the parity value where we set one.
+    assert ultralytics_only_defaults() == {k: YOLOV5_PARITY_ARGS.get(k, DEFAULT_CFG_DICT[k]) for k in space}
+    assert {k for k, r in space.items() if r.integer} == set(space) & CFG_INT_KEYS
+    # The bounds are those of ultralytics' own tuner (built here without a model or a training).
+    tuner = Tuner({"project": str(tmp_path), "name": "tune"}, model=object())
+    assert {k: (r.low, r.high) for k, r in space.items()} == {k: tuner.space[k][:2] for k in space}

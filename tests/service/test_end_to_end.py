@@ -20,7 +20,16 @@ import yaml
 from PIL import Image
 from ultralytics.cfg import get_cfg
 
-from hyps import HYP_ARGS, HYP_KEYS, YOLOV5_PARITY_ARGS, default_evolve_keys, load_seed_hyp, translate_hyp
+from hyps import (
+    HYP_ARGS,
+    HYP_KEYS,
+    YOLOV5_PARITY_ARGS,
+    default_evolve_keys,
+    load_seed_hyp,
+    load_ultralytics_space,
+    translate_hyp,
+    ultralytics_only_defaults,
+)
 from tests.conftest import free_port
 from tests.service.test_imports import evolve_csv
 
@@ -116,9 +125,10 @@ def test_study_runs_to_completion_and_exports_the_best_hyps(server: httpx.Client
     assert trials[0]["params"] == {k: seed[k] for k in default_evolve_keys()}
     assert len({tuple(sorted(t["params"].items())) for t in trials}) == 3
     for trial in trials:
-        # What the trainer really used (read back from it) is the translation of this trial's hyps.
-        expected = {**YOLOV5_PARITY_ARGS, **translate_hyp({**seed, **trial["params"]})}
-        assert set(trial["train_args"]) == set(HYP_ARGS)
+        # What the trainer really used (read back from it) is the translation of this trial's hyps,
+        # and the stated defaults for the ultralytics-only arguments the study does not name.
+        expected = {**ultralytics_only_defaults(), **YOLOV5_PARITY_ARGS, **translate_hyp({**seed, **trial["params"]})}
+        assert set(trial["train_args"]) == set(HYP_ARGS) | set(load_ultralytics_space())
         assert trial["train_args"] == pytest.approx(expected)
         assert len(trial["epochs"]) == 2
         assert trial["fitness"] == trial["epochs"][-1]
@@ -222,6 +232,13 @@ CONFIGURED = {
         "bounds": {"lr0": [0.005, 0.05]},
         "fitness_weights": [0.1, 0.1, 0.4, 0.4],
     },
+    "tpe, ultralytics-only arguments": {
+        "name": "ultralytics-only",
+        "sampler": "tpe",
+        "evolve": ["lr0", "dfl", "close_mosaic"],
+        "fixed": {"cutmix": 0.25, "mosaic": 0.5},
+        "bounds": {"close_mosaic": [0, 1]},
+    },
     **{
         name: {"sampler": name, "evolve": ["lr0", "momentum", "hsv_h"]}
         for name in ("cmaes", "gp", "nsga2", "qmc", "random")
@@ -251,11 +268,44 @@ def test_configured_studies_run(server: httpx.Client, settings: dict[str, Any]) 
         for key, value in settings.get("fixed", {}).items():
             if key in trial["train_args"]:
                 assert trial["train_args"][key] == value
+        # ultralytics-only arguments reach the trainer as they are.
+        for key in load_ultralytics_space().keys() & trial["params"].keys():
+            assert trial["train_args"][key] == trial["params"][key]
     assert len({tuple(sorted(t["params"].items())) for t in trials}) == 3
     hyp = yaml.safe_load(server.get(f"/studies/{study['id']}/hyp.yaml").text)
-    for key, value in settings.get("fixed", {}).items():
-        assert hyp[key] == value
+    args = yaml.safe_load(server.get(f"/studies/{study['id']}/args.yaml").text)
+    best = server.get(f"/studies/{study['id']}").json()["best"]["params"]
+    assert list(hyp) == list(HYP_KEYS)
+    for key, value in {**settings.get("fixed", {}), **best}.items():
+        if key in HYP_KEYS:
+            assert hyp[key] == value
+        else:
+            # An ultralytics-only argument has no YOLOv5 key: args.yaml carries it.
+            assert args[key] == value
     if settings["sampler"] == "yolov5":
         # Trial 0 is the uploaded seed, clipped into the narrowed lr0 range.
         assert trials[0]["params"] == {"lr0": 0.02, "momentum": 0.9, "mixup": 0.0, "degrees": 0.0}
         assert hyp["cls_pw"] == 1.0
+
+
+def test_tune_results_seed_a_study_that_searches_ultralytics_only_arguments(server: httpx.Client) -> None:
+    [study] = [s for s in server.get("/studies").json() if s["name"] == "ultralytics-only"]
+    assert study["state"] == "completed"
+    refused = server.post(f"/studies/{study['id']}/import", content=b"fitness,lr0,dfl,close_mosaic\n0.9,0.01,2.5,0.5\n")
+    assert refused.status_code == 422
+    assert "close_mosaic=0.5 is not a whole number" in refused.json()["detail"]
+
+    # ultralytics' tuner logs its own box scale and arguments no study searches (nbs): both handled.
+    tuned = b"fitness,lr0,dfl,close_mosaic,box,nbs\n0.9,0.01,2.5,1,7.5,64\n"
+    response = server.post(f"/studies/{study['id']}/import", content=tuned)
+    assert response.status_code == 200, response.text
+    [number] = response.json()["trials"]
+    trial = server.get(f"/studies/{study['id']}/trials").json()[number]
+    assert trial["params"] == {"lr0": 0.01, "dfl": 2.5, "close_mosaic": 1}
+    # Its fitness beats every short training, so the exports are its values.
+    assert server.get(f"/studies/{study['id']}").json()["best"]["trial"] == number
+    args = yaml.safe_load(server.get(f"/studies/{study['id']}/args.yaml").text)
+    assert (args["lr0"], args["dfl"], args["close_mosaic"], args["cutmix"]) == (0.01, 2.5, 1, 0.25)
+    hyp_text = server.get(f"/studies/{study['id']}/hyp.yaml").text
+    assert "dfl" not in yaml.safe_load(hyp_text)
+    assert "ultralytics-only, so in args.yaml and not here" in hyp_text

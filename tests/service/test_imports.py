@@ -52,15 +52,17 @@ def test_tune_ndjson_comes_back_in_yolov5_terms_with_mean_metrics() -> None:
     }
     fmt, results = parse_results((json.dumps(record) + "\n\n").encode())
     assert fmt == "tune-ndjson"
-    # box and cls convert back to YOLOv5's scale; ultralytics-only arguments are dropped.
-    assert results[0].hyp == {"lr0": 0.02, "box": 0.1, "cls": 0.25}
+    # box and cls convert back to YOLOv5's scale; ultralytics-only arguments a study can search stay.
+    assert results[0].hyp == {"lr0": 0.02, "box": 0.1, "cls": 0.25, "bgr": 0.1, "cutmix": 0.0}
     assert results[0].metrics == {"precision": 0.5, "recall": 0.4, "mAP50": pytest.approx(0.4), "mAP50-95": 0.2}
 
 
 def test_tune_csv_has_only_its_own_fitness() -> None:
-    fmt, results = parse_results(b"fitness,lr0,box,dfl\n0.25,0.01,7.5,1.5\n")
+    fmt, results = parse_results(b"fitness,lr0,box,dfl,close_mosaic,nbs\n0.25,0.01,7.5,1.5,10,64\n")
     assert fmt == "tune-csv"
-    assert (results[0].fitness, results[0].metrics, results[0].hyp) == (0.25, None, {"lr0": 0.01, "box": 0.05})
+    # Arguments with no YOLOv5 key that no study can search (nbs) are dropped.
+    expected = {"lr0": 0.01, "box": 0.05, "dfl": 1.5, "close_mosaic": 10.0}
+    assert (results[0].fitness, results[0].metrics, results[0].hyp) == (0.25, None, expected)
 
 
 @pytest.mark.parametrize(

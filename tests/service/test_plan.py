@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from optuna.distributions import IntDistribution
 
 from hyps import HYP_KEYS, default_evolve_keys, load_seed_hyp
 from service.errors import InvalidRequest
@@ -46,6 +47,29 @@ def test_plan_survives_its_json_form() -> None:
     assert StudyPlan.from_json(plan.to_json()) == plan
 
 
+def test_ultralytics_only_arguments_are_searched_and_fixed_by_name_and_never_reach_the_hyp_file() -> None:
+    plan = build_plan("scratch-low", evolve=["lr0", "close_mosaic", "dfl"], fixed={"cutmix": 0.2},
+                      bounds={"close_mosaic": [2, 8]})  # fmt: skip
+    # YOLOv5 keys first, in YOLOv5's order, then the ultralytics-only ones.
+    assert plan.evolve == ("lr0", "dfl", "close_mosaic")
+    close_mosaic = plan.distributions()["close_mosaic"]
+    assert isinstance(close_mosaic, IntDistribution)
+    assert (close_mosaic.low, close_mosaic.high) == (2, 8)
+    # Trial 0: the seed, and for the others what an unnamed argument trains with, clipped (0 -> 2).
+    assert plan.start_params() == {"lr0": 0.01, "dfl": 1.5, "close_mosaic": 2}
+    assert isinstance(plan.start_params()["close_mosaic"], int)
+    params = {"lr0": 0.02, "dfl": 3.0, "close_mosaic": 5}
+    assert list(plan.hyp_for(params)) == list(HYP_KEYS)
+    assert plan.ultralytics_args_for(params) == {"cutmix": 0.2, "dfl": 3.0, "close_mosaic": 5}
+    assert StudyPlan.from_json(plan.to_json()) == plan
+
+
+def test_plans_stored_before_integer_ranges_still_load() -> None:
+    stored = build_plan("scratch-low", evolve=["lr0"]).to_json()
+    stored["ranges"] = {k: entry[:4] for k, entry in stored["ranges"].items()}
+    assert StudyPlan.from_json(stored) == build_plan("scratch-low", evolve=["lr0"])
+
+
 REFUSALS: list[tuple[dict[str, Any], str, Any, str]] = [
     ({"seed_hyp": "scratch-huge"}, "seed_hyp", "scratch-huge", "valid names"),
     ({"seed_hyp": {"lr1": 0.01}}, "seed_hyp", "lr1", "unknown YOLOv5 hyp key"),
@@ -65,6 +89,22 @@ REFUSALS: list[tuple[dict[str, Any], str, Any, str]] = [
     ({"bounds": {"fliplr": [0.2, 0.8]}}, "bounds.fliplr", [0.2, 0.8], "not searched"),
     ({"bounds": {"nope": [0.0, 1.0]}}, "bounds", "nope", "unknown YOLOv5 hyp key"),
     ({"fitness_weights": [0, 0, 0, 0]}, "fitness_weights", [0, 0, 0, 0], "not all 0"),
+    ({"seed_hyp": {"dfl": 2.0}}, "seed_hyp", "dfl", "ultralytics-only argument"),
+    ({"evolve": ["dfl", "dfl_gain"]}, "evolve", "dfl_gain", "ultralytics-only arguments: dfl, bgr"),
+    ({"fixed": {"close_mosaic": 2.5}}, "fixed.close_mosaic", 2.5, "whole number in [0, 10]"),
+    ({"fixed": {"dfl": 20.0}}, "fixed.dfl", 20.0, "within [0.4, 12.0]"),
+    (
+        {"evolve": ["close_mosaic"], "bounds": {"close_mosaic": [0.5, 3]}},
+        "bounds.close_mosaic",
+        [0.5, 3],
+        "whole numbers only",
+    ),
+    (
+        {"evolve": ["dfl"], "bounds": {"dfl": [0.1, 2.0]}},
+        "bounds.dfl",
+        [0.1, 2.0],
+        "within ultralytics' tuner's bounds",
+    ),
 ]
 
 

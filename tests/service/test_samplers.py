@@ -35,3 +35,16 @@ def test_same_seed_proposes_the_same_first_trial(name: str) -> None:
         return optuna.create_study(sampler=sampler).ask(PLAN.distributions()).params
 
     assert first_params() == first_params()
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_every_sampler_proposes_whole_numbers_for_whole_number_arguments(name: str) -> None:
+    plan = build_plan("scratch-low", evolve=["lr0", "dfl", "close_mosaic"], bounds={"close_mosaic": [1, 6]})
+    study = optuna.create_study(direction="maximize", sampler=build_sampler(name, 0, plan.ranges, plan.start_params()))
+    study.enqueue_trial(plan.start_params())
+    for _ in range(8):
+        trial = study.ask(plan.distributions())
+        study.tell(trial, trial.params["dfl"] - abs(trial.params["close_mosaic"] - 4))
+    values = [t.params["close_mosaic"] for t in study.trials]
+    assert all(isinstance(v, int) and 1 <= v <= 6 for v in values)
+    assert values[0] == 1  # the unnamed default 0, clipped into the narrowed range

@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from hyps import KeyRange, load_search_space, load_seed_hyp
+from hyps import KeyRange, load_search_space, load_seed_hyp, load_ultralytics_space
 from service.studies.plan import build_plan
 from service.studies.samplers.yolov5 import YOLOv5EvolutionSampler, mutate, select_parent
 
@@ -78,6 +78,28 @@ def test_keys_at_zero_move_unlike_yolov5s_multiplicative_step() -> None:
         assert (values > 0).mean() == pytest.approx(0.8, abs=0.03)
         # The step is |factor - 1| of the key's range: about 8% of it on average when it moves.
         assert values[values > 0].mean() / (bounds.high - bounds.low) == pytest.approx(0.2 * 0.8 * 0.5, rel=0.15)
+
+
+def test_whole_number_arguments_mutate_to_whole_numbers_inside_their_bounds() -> None:
+    rng = np.random.RandomState(4)
+    ranges = {"close_mosaic": load_ultralytics_space()["close_mosaic"], "lr0": load_search_space()["lr0"]}
+    for start in (0, 5, 10):
+        values = [mutate({"close_mosaic": start, "lr0": 0.01}, ranges, rng)["close_mosaic"] for _ in range(500)]
+        assert all(isinstance(v, int) and 0 <= v <= 10 for v in values)
+        # Rounding keeps many children on the parent's value, but not all of them.
+        assert {v for v in values} - {start}
+    # Optuna takes the sampler's whole numbers for an integer distribution.
+    plan = build_plan("scratch-low", evolve=["lr0", "close_mosaic"])
+    study = optuna.create_study(
+        direction="maximize", sampler=YOLOv5EvolutionSampler(plan.ranges, plan.start_params(), seed=0)
+    )
+    study.enqueue_trial(plan.start_params())
+    for _ in range(12):
+        trial = study.ask(plan.distributions())
+        study.tell(trial, trial.params["lr0"] + trial.params["close_mosaic"] / 100)
+    assert study.trials[0].params["close_mosaic"] == 0
+    assert all(isinstance(t.params["close_mosaic"], int) for t in study.trials)
+    assert len({t.params["close_mosaic"] for t in study.trials}) > 1
 
 
 def test_first_children_mutate_the_seed_then_completed_trials_are_the_parents() -> None:

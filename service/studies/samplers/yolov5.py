@@ -8,7 +8,9 @@ the seed trial's params.
 
 One change from YOLOv5: the step multiplies, so a key at 0 (degrees, shear, mixup, flipud, ... in
 the scratch files) never moves there. Here a key at 0 moves additively instead, by
-``|factor - 1| x (high - low)``: the same random draw, scaled to the key's range.
+``|factor - 1| x (high - low)``: the same random draw, scaled to the key's range. Whole-number
+arguments (ultralytics' close_mosaic; YOLOv5 has none) always step additively, by
+``(factor - 1) x (high - low)`` rounded, for the same reason.
 """
 
 from __future__ import annotations
@@ -53,9 +55,15 @@ def mutate(
         while (factors == 1).all():
             draw = (rng.random_sample(len(keys)) < mutation_prob) * rng.randn(len(keys)) * rng.random_sample()
             factors = (gains * draw * sigma + 1).clip(0.3, 3.0)
-    child = {}
+    child: dict[str, float] = {}
     for key, factor in zip(keys, factors, strict=True):
         bounds, value = ranges[key], float(parent[key])
+        if bounds.integer:
+            # A whole-number argument (close_mosaic): a step of a few percent would round back to the
+            # same number, so it steps additively, by (factor - 1) of its range, then rounds.
+            step = round(value + (factor - 1.0) * (bounds.high - bounds.low))
+            child[key] = int(min(max(step, bounds.low), bounds.high))
+            continue
         if value == 0.0 and factor != 1.0:
             value = abs(factor - 1.0) * (bounds.high - bounds.low)
         else:
