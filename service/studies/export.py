@@ -32,10 +32,17 @@ def best_hyp_yaml(row: StudyRow, best: BestHypRow) -> str:
     keys, the fixed and seed values for the rest, and a header saying where they came from."""
     plan = StudyPlan.from_json(row.plan)
     extras = plan.ultralytics_args_for(best.params)
+    untried = []
+    if extras.get("close_mosaic", 0) >= row.request["epochs"]:
+        untried = [
+            f"close_mosaic {extras['close_mosaic']} >= {row.request['epochs']} epochs: this trial trained without "
+            "mosaic, so the mosaic value below was not tried"
+        ]
     header = [
         *_provenance(row, best, plan),
         f"{', '.join(HELD_KEYS)} have no effect on the ultralytics backend: carried unchanged",
         *([f"ultralytics-only, so in args.yaml and not here: {extras}"] if extras else []),
+        *untried,
         "usage: python train.py --hyp hyp.yaml",
     ]
     return render_hyp_yaml(plan.hyp_for(best.params), header)

@@ -309,3 +309,5 @@ def test_tune_results_seed_a_study_that_searches_ultralytics_only_arguments(serv
     hyp_text = server.get(f"/studies/{study['id']}/hyp.yaml").text
     assert "dfl" not in yaml.safe_load(hyp_text)
     assert "ultralytics-only, so in args.yaml and not here" in hyp_text
+    # close_mosaic 1 in 1-epoch trials: mosaic was off throughout, and the file says its value is untried.
+    assert "close_mosaic 1 >= 1 epochs: this trial trained without mosaic" in hyp_text
