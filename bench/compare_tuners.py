@@ -44,7 +44,7 @@ import optuna  # noqa: E402
 import ray  # noqa: E402
 import ultralytics  # noqa: E402
 
-from hyps import fitness  # noqa: E402
+from hyps import METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, fitness  # noqa: E402
 from service.ray_runtime import connect_ray, disconnect_ray  # noqa: E402
 from service.sample_data import write_sample_dataset  # noqa: E402
 from service.schemas import StudyRequest  # noqa: E402
@@ -59,8 +59,7 @@ SERVICE_METHODS: dict[str, dict[str, Any]] = {
     "yolov5-close-mosaic": {"sampler": "yolov5", "fixed": {"close_mosaic": 10}},
 }
 METHODS = ("ultralytics", *SERVICE_METHODS)
-ULTRALYTICS_METRICS = {"precision": "metrics/precision(B)", "recall": "metrics/recall(B)",
-                       "mAP50": "metrics/mAP50(B)", "mAP50-95": "metrics/mAP50-95(B)"}  # fmt: skip
+ULTRALYTICS_METRICS = dict(zip(METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, strict=True))
 
 
 @dataclass

@@ -4,18 +4,16 @@ ultralytics arguments, fitness. Imports nothing from ``workers`` or ``service``.
 from __future__ import annotations
 
 from hyps.files import HYP_KEYS, SEED_HYPS, load_seed_hyp, render_hyp_yaml
-from hyps.fitness import METRIC_NAMES, YOLOV5_FITNESS_WEIGHTS, fitness
+from hyps.fitness import METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, YOLOV5_FITNESS_WEIGHTS, fitness
 from hyps.space import (
     KeyRange,
     default_evolve_keys,
-    distributions,
     load_search_space,
     load_ultralytics_space,
-    out_of_bounds,
     ultralytics_only,
     ultralytics_only_defaults,
 )
-from hyps.translate import HELD_KEYS, HYP_ARGS, YOLOV5_PARITY_ARGS, translate_hyp, untranslate_args
+from hyps.translate import HELD_KEYS, HYP_ARGS, YOLOV5_PARITY_ARGS, hyp_train_args, translate_hyp, untranslate_args
 
 __all__ = [
     "HELD_KEYS",
@@ -23,16 +21,16 @@ __all__ = [
     "HYP_KEYS",
     "METRIC_NAMES",
     "SEED_HYPS",
+    "ULTRALYTICS_METRIC_COLUMNS",
     "YOLOV5_FITNESS_WEIGHTS",
     "YOLOV5_PARITY_ARGS",
     "KeyRange",
     "default_evolve_keys",
-    "distributions",
     "fitness",
+    "hyp_train_args",
     "load_search_space",
     "load_seed_hyp",
     "load_ultralytics_space",
-    "out_of_bounds",
     "render_hyp_yaml",
     "translate_hyp",
     "ultralytics_only",

@@ -6,6 +6,15 @@ from collections.abc import Mapping, Sequence
 
 METRIC_NAMES: tuple[str, ...] = ("precision", "recall", "mAP50", "mAP50-95")
 
+# ultralytics' names for the same validation metrics (its trainer.metrics keys, the columns of its
+# results.csv and tune logs), in METRIC_NAMES order.
+ULTRALYTICS_METRIC_COLUMNS: tuple[str, ...] = (
+    "metrics/precision(B)",
+    "metrics/recall(B)",
+    "metrics/mAP50(B)",
+    "metrics/mAP50-95(B)",
+)
+
 # YOLOv5 utils/metrics.py fitness(): [P, R, mAP@0.5, mAP@0.5:0.95]. The ultralytics package's own
 # fitness is mAP@0.5:0.95 alone, so ours is computed from the metrics, never read from the trainer.
 YOLOV5_FITNESS_WEIGHTS: tuple[float, float, float, float] = (0.0, 0.0, 0.1, 0.9)

@@ -3,7 +3,7 @@ the ultralytics-only arguments a study may name (``data/ultralytics_space.yaml``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -69,9 +69,15 @@ def _ultralytics_space_file() -> dict[str, dict[str, Any]]:
     return dict(raw)
 
 
-def load_ultralytics_space() -> dict[str, KeyRange]:
-    """The ultralytics-only arguments a study may search or fix by name: bounds, gains, integer or not."""
+@cache
+def _ultralytics_space() -> dict[str, KeyRange]:
     return {k: _key_range(k, spec, "ultralytics_space.yaml") for k, spec in _ultralytics_space_file().items()}
+
+
+def load_ultralytics_space() -> dict[str, KeyRange]:
+    """The ultralytics-only arguments a study may search or fix by name: bounds, gains, integer or not.
+    Parsed once per process; each call returns a fresh dict the caller may change."""
+    return dict(_ultralytics_space())
 
 
 def ultralytics_only_defaults() -> dict[str, float | int]:
@@ -81,7 +87,7 @@ def ultralytics_only_defaults() -> dict[str, float | int]:
 
 def ultralytics_only(values: Mapping[str, Any]) -> dict[str, float | int]:
     """The entries of ``values`` that are ultralytics-only arguments, as ints where ultralytics wants ints."""
-    space = load_ultralytics_space()
+    space = _ultralytics_space()
     return {k: int(v) if space[k].integer else float(v) for k, v in values.items() if k in space}
 
 
@@ -89,19 +95,3 @@ def default_evolve_keys() -> tuple[str, ...]:
     """Keys searched when a study names none: those that change an ultralytics training (not held)
     and that YOLOv5's own --evolve mutates (gain > 0)."""
     return tuple(k for k, r in load_search_space().items() if k not in HELD_KEYS and r.gain > 0)
-
-
-def distributions(keys: Iterable[str]) -> dict[str, optuna.distributions.BaseDistribution]:
-    """Optuna distributions for ``keys``, in YOLOv5's key order."""
-    wanted = set(keys)
-    space = load_search_space()
-    unknown = sorted(wanted - set(space))
-    if unknown:
-        raise ValueError(f"unknown hyp keys {unknown}; valid keys: {', '.join(space)}")
-    return {k: r.distribution() for k, r in space.items() if k in wanted}
-
-
-def out_of_bounds(values: Mapping[str, float]) -> dict[str, float]:
-    """The entries of ``values`` that lie outside YOLOv5's bounds (empty when all are inside)."""
-    space = load_search_space()
-    return {k: v for k, v in values.items() if k in space and not space[k].contains(v)}

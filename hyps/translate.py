@@ -47,6 +47,14 @@ YOLOV5_PARITY_ARGS: dict[str, Any] = {"optimizer": "SGD", "close_mosaic": 0, "cl
 HYP_ARGS: tuple[str, ...] = (*PASSTHROUGH_KEYS, *CONVERTED_KEYS, *YOLOV5_PARITY_ARGS)
 
 
+def hyp_train_args(hyp: Mapping[str, float], ultralytics_args: Mapping[str, float | int]) -> dict[str, Any]:
+    """The hyperparameter arguments of an ultralytics training for YOLOv5 ``hyp``: the parity
+    arguments, overridden by the translated hyps, overridden by the ultralytics-only arguments a
+    study names. Trainings and args.yaml both use this, so an export reproduces the training that
+    earned its score."""
+    return {**YOLOV5_PARITY_ARGS, **translate_hyp(hyp), **ultralytics_args}
+
+
 def translate_hyp(hyp: Mapping[str, float]) -> dict[str, float]:
     """Map YOLOv5 hyp values to ultralytics train arguments; held keys are dropped, unknown keys rejected."""
     args: dict[str, float] = {}

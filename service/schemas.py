@@ -4,20 +4,52 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from hyps import HYP_KEYS, SEED_HYPS, YOLOV5_FITNESS_WEIGHTS, load_ultralytics_space
+from service.samplers import SAMPLER_NAMES
 from service.settings import check_gpu_amount
-from service.studies.samplers import SAMPLER_NAMES
 from workers.pruning import PRUNER_NAMES
 
-StudyState = Literal["queued", "running", "completed", "stopped", "failed"]
+
+class StudyState(StrEnum):
+    """Where a study stands. Legal changes: see ``can_become``; the store refuses any other."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def unfinished(self) -> bool:
+        """Queued or running: a runner should own the study."""
+        return self in (StudyState.QUEUED, StudyState.RUNNING)
+
+    def can_become(self, new: StudyState) -> bool:
+        return new in _STATE_CHANGES[self]
+
+
+_STATE_CHANGES: dict[StudyState, frozenset[StudyState]] = {
+    # A runner picks a queued study up, or it is stopped or fails before its first trial.
+    StudyState.QUEUED: frozenset({StudyState.RUNNING, StudyState.STOPPED, StudyState.FAILED}),
+    # running -> running: a restarted service resumes a study that was running.
+    StudyState.RUNNING: frozenset({StudyState.RUNNING, StudyState.COMPLETED, StudyState.STOPPED, StudyState.FAILED}),
+    StudyState.STOPPED: frozenset({StudyState.QUEUED}),  # resume
+    StudyState.COMPLETED: frozenset(),
+    StudyState.FAILED: frozenset(),
+}
+
 TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
 
 # ultralytics builds these YOLOv5 ("YOLOv5u", anchor-free) architectures offline from its own yaml.
 _MODEL_PATTERN = re.compile(r"^yolov5[nsmlx]6?\.yaml$")
+# Confirmation trains this many times longer than screening unless a study says otherwise: short
+# trials favour what helps early, and a choice made on them is checked on longer ones.
+CONFIRM_EPOCHS_FACTOR = 3
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -74,7 +106,37 @@ class StudyRequest(BaseModel):
         description="GPUs per trial: 1, a fraction (0.5 packs two trainings on one GPU), 0 for CPU; "
         "default the GPUS_PER_TRIAL setting, else 1 when the cluster has GPUs.",
     )
+    confirm_top_k: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="After screening, train this many of the best distinct trials again, with the seed hyps, on "
+        "fresh seeds and for longer, and export the confirmed winner; 0 exports the top screening trial as it is.",
+    )
+    confirm_seeds: int = Field(
+        3, ge=2, le=20, description="Training seeds per confirmed entry, the same for all (paired comparisons)."
+    )
+    confirm_epochs: int | None = Field(
+        None,
+        ge=1,
+        le=3000,
+        description=f"Epochs per confirmation training, at least `epochs`; default {CONFIRM_EPOCHS_FACTOR} x epochs.",
+    )
     name: str | None = Field(None, description="Unique; letters, digits, '.', '_', '-'; default study-<id>.")
+
+    def confirmation_epochs(self) -> int:
+        """Epochs of each confirmation training: as asked, or CONFIRM_EPOCHS_FACTOR x the trials' epochs."""
+        return self.confirm_epochs or CONFIRM_EPOCHS_FACTOR * self.epochs
+
+    @field_validator("confirm_epochs")
+    @classmethod
+    def _not_shorter_than_screening(cls, value: int | None, info: ValidationInfo) -> int | None:
+        epochs = info.data.get("epochs")
+        if value is not None and epochs is not None and value < epochs:
+            raise ValueError(
+                f"must be at least epochs ({epochs}): confirmation checks hyps on trainings as long or longer"
+            )
+        return value
 
     @field_validator("model")
     @classmethod
@@ -117,20 +179,47 @@ class StudyRequest(BaseModel):
         return value
 
 
-def request_defaults() -> dict[str, Any]:
-    """Every optional field of StudyRequest with its default."""
-    return {
-        name: field.get_default(call_default_factory=True)
-        for name, field in StudyRequest.model_fields.items()
-        if not field.is_required()
-    }
-
-
 class BestOut(BaseModel):
     fitness: float
     trial: int
     params: dict[str, float]
     metrics: dict[str, float]
+
+
+class VsBaseline(BaseModel):
+    mean: float = Field(description="Mean paired difference in fitness to the baseline, seed by seed.")
+    low: float | None = Field(description="95% t-interval on the paired differences; null under 2 seeds.")
+    high: float | None
+
+
+class ConfirmedOut(BaseModel):
+    trial: int = Field(description="The screening trial whose hyps were trained again (0: the seed hyps).")
+    params: dict[str, float]
+    screening_fitness: float | None
+    fitness_by_seed: dict[int, float] = Field(description="Training seed -> final fitness of that training.")
+    mean: float | None
+    vs_baseline: VsBaseline | None = None
+
+
+class ConfirmationOut(BaseModel):
+    """The confirmation stage: the baseline and the candidates trained again on the same fresh seeds."""
+
+    finished: bool
+    verdict: Literal["improved", "inconclusive", "defaults"] | None = Field(
+        description="improved: the winner is a candidate whose interval lies above 0; inconclusive: the winner "
+        "is a candidate, its interval reaches 0; defaults: the seed hyps have the highest mean. Null until finished."
+    )
+    winner: int | None = Field(description="The winning entry's trial number (0: the seed hyps).")
+    baseline: ConfirmedOut
+    candidates: list[ConfirmedOut]
+    noise_floor: float | None = Field(description="Standard deviation of the baseline's fitness across seeds.")
+    rank_correlation: float | None = Field(
+        description="Spearman correlation of screening fitness and confirmed mean over the candidates (3 or more)."
+    )
+    epochs: int
+    seeds: list[int]
+    trainings_done: int
+    trainings_total: int
 
 
 class StudyOut(BaseModel):
@@ -146,6 +235,12 @@ class StudyOut(BaseModel):
     finished_at: datetime | None
     elapsed_s: float | None
     eta_s: float | None
+    stage: Literal["screening", "confirmation"] | None = Field(
+        None, description="What the study is doing while queued or running; null once it has ended."
+    )
+    confirmation: ConfirmationOut | None = Field(
+        None, description="Once screening has ended (and confirm_top_k > 0): the confirmation stage and its verdict."
+    )
 
 
 class TrialOut(BaseModel):
@@ -168,6 +263,9 @@ class TrialOut(BaseModel):
     train_args: dict[str, Any] | None = Field(
         None, description="The hyp arguments the ultralytics trainer really used, read back from it."
     )
+    stage: Literal["screening", "confirmation"] = "screening"
+    confirms: int | None = Field(None, description="On a confirmation training: the trial whose hyps it trains.")
+    seed: int | None = Field(None, description="The training seed.")
 
 
 class ImportOut(BaseModel):

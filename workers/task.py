@@ -8,15 +8,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import optuna
 import ray
 
+from workers import trial_attrs
 from workers.pruning import build_pruner
 from workers.storage import open_optuna_storage
-from workers.training import TrialSpec, train_trial
+from workers.training import Placement, TrialResult, TrialSpec, train_trial
 
 
 def assigned_device() -> str:
@@ -76,18 +77,23 @@ class ReportTo:
     pruner: str = "none"
 
 
-def run_trial_here(spec: TrialSpec, report_to: ReportTo) -> dict[str, Any]:
+def placement_here() -> Placement:
+    """The Ray node, host and process this task runs in."""
+    return Placement(ray.get_runtime_context().get_node_id(), socket.gethostname(), os.getpid())
+
+
+def run_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult:
     """Train ``spec``, reporting each epoch's fitness to Optuna as an intermediate value and a
     heartbeat every ``heartbeat_s`` seconds; stop early when the pruner says so.
 
-    Returns the TrialResult as a plain dict plus where it ran (node, host, pid); a pruned training
-    returns ``pruned: True`` and the epochs it trained.
+    Returns the TrialResult with where it ran; a pruned training returns ``pruned=True`` and the
+    epochs it trained.
     """
     storage = open_optuna_storage(report_to.storage_url)
     trial_id = report_to.trial_id
-    where = {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
+    where = placement_here()
     # Where the trial runs, recorded before training: an operator (or a test) can find the process.
-    storage.set_trial_user_attr(trial_id, "worker", where)
+    storage.set_trial_user_attr(trial_id, trial_attrs.WORKER, asdict(where))
     pruner = build_pruner(report_to.pruner, spec.epochs)
     study = optuna.load_study(study_name=report_to.study_name, storage=storage, pruner=pruner)
     trial = optuna.trial.Trial(study, trial_id)
@@ -106,11 +112,17 @@ def run_trial_here(spec: TrialSpec, report_to: ReportTo) -> dict[str, Any]:
     device = assigned_device()
     with heartbeat(storage, trial_id, report_to.heartbeat_s):
         try:
-            result = asdict(train_trial(spec, device=device, on_epoch=report))
+            result = train_trial(spec, device=device, on_epoch=report)
         except optuna.TrialPruned:
-            result = {"pruned": True, "fitness": reported[-1], "metrics": dict(last_metrics), "epochs": reported,
-                      "duration_s": time.monotonic() - started, "device": device, "train_args": {}}  # fmt: skip
-    return {**result, **where}
+            result = TrialResult(
+                fitness=reported[-1],
+                metrics=dict(last_metrics),
+                epochs=reported,
+                duration_s=time.monotonic() - started,
+                device=device,
+                pruned=True,
+            )
+    return replace(result, placement=where)
 
 
 # max_retries=0: Ray would otherwise re-run a crashed trial up to 3 times behind the controller's

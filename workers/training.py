@@ -12,17 +12,10 @@ from typing import Any
 
 import yaml
 
-from hyps import METRIC_NAMES, YOLOV5_FITNESS_WEIGHTS, YOLOV5_PARITY_ARGS, fitness, translate_hyp
+from hyps import METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, YOLOV5_FITNESS_WEIGHTS, fitness, hyp_train_args
+from workers import trial_attrs
 from workers.label_cache import with_label_cache
 from workers.offline import seal_ultralytics
-
-# ultralytics' names for the validation metrics our fitness weighs, in METRIC_NAMES order.
-_ULTRALYTICS_METRICS = (
-    "metrics/precision(B)",
-    "metrics/recall(B)",
-    "metrics/mAP50(B)",
-    "metrics/mAP50-95(B)",
-)
 
 EpochCallback = Callable[[int, float, dict[str, float]], None]
 
@@ -48,10 +41,21 @@ class TrialSpec:
     label_cache_dir: str = ""
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a trial ran: the Ray node, its host name, the worker process."""
+
+    node_id: str
+    host: str
+    pid: int
+
+
 @dataclass
 class TrialResult:
-    """What a finished training reports: final fitness and metrics, fitness per epoch, and the
-    arguments the ultralytics trainer really used (read back from the trainer, not from our dict)."""
+    """What a training reports: final fitness and metrics, fitness per epoch, and the arguments the
+    ultralytics trainer really used (read back from the trainer, not from our dict). A pruned
+    training reports the epochs it trained, its last epoch's fitness and no train_args. The Ray task
+    adds where it ran."""
 
     fitness: float
     metrics: dict[str, float]
@@ -62,15 +66,30 @@ class TrialResult:
     # Seconds before training proper: imports (cached after a worker's first trial), model build,
     # trainer setup (data loaders, label scan, optimizer), and start to the end of the first epoch.
     startup: dict[str, float] = field(default_factory=dict)
+    pruned: bool = False
+    placement: Placement | None = None
+
+    def user_attrs(self) -> dict[str, Any]:
+        """What the controller records on the Optuna trial for this result."""
+        where = self.placement
+        attrs: dict[str, Any] = {
+            trial_attrs.METRICS: self.metrics,
+            trial_attrs.DURATION_S: self.duration_s,
+            trial_attrs.DEVICE: self.device,
+            trial_attrs.NODE: where.host if where else None,
+            trial_attrs.NODE_ID: where.node_id if where else None,
+        }
+        if not self.pruned:
+            attrs[trial_attrs.TRAIN_ARGS] = self.train_args
+            attrs[trial_attrs.STARTUP] = self.startup
+        return attrs
 
 
 def train_args_for(spec: TrialSpec, device: str) -> dict[str, Any]:
     """The keyword arguments passed to ``YOLO(model).train`` for ``spec``."""
     out = Path(spec.output_dir)
     return {
-        **YOLOV5_PARITY_ARGS,
-        **translate_hyp(spec.hyp),
-        **spec.ultralytics_args,
+        **hyp_train_args(spec.hyp, spec.ultralytics_args),
         "data": str(out / "data.yaml"),
         "epochs": spec.epochs,
         "imgsz": spec.imgsz,
@@ -105,7 +124,7 @@ def check_data_here(data: Mapping[str, Any]) -> None:
 def _metrics_of(trainer: Any) -> dict[str, float]:
     raw: Mapping[str, Any] = trainer.metrics or {}
     values = {}
-    for ours, theirs in zip(METRIC_NAMES, _ULTRALYTICS_METRICS, strict=True):
+    for ours, theirs in zip(METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, strict=True):
         value = float(raw.get(theirs, 0.0))
         values[ours] = 0.0 if math.isnan(value) else value
     return values

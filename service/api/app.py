@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimitMiddleware
@@ -51,8 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     def healthz(controller: Controller) -> dict[str, str]:
-        with controller.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        controller.ping()
         return {"status": "ok"}
 
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -63,17 +63,26 @@ def yaml_attachment(text: str, filename: str) -> PlainTextResponse:
     return PlainTextResponse(text, media_type="application/x-yaml", headers=headers)
 
 
+Source = Annotated[
+    Literal["confirmation", "screening"],
+    Query(
+        description="confirmation (default): the confirmed winner once confirmation has finished, else screening's "
+        "top trial marked unconfirmed; screening: the trial with the highest single screening fitness."
+    ),
+]
+
+
 @router.get("/{study_id}/hyp.yaml", response_class=PlainTextResponse, responses=YAML_FILE)
-def download_hyp_yaml(study_id: StudyId, controller: Controller) -> PlainTextResponse:
-    """The best hyperparameters as a YOLOv5 hyp file (all 28 keys, YOLOv5's order)."""
-    text, name = controller.hyp_yaml(study_id)
+def download_hyp_yaml(study_id: StudyId, controller: Controller, source: Source = "confirmation") -> PlainTextResponse:
+    """The study's answer as a YOLOv5 hyp file (all 28 keys, YOLOv5's order), its verdict in the header."""
+    text, name = controller.hyp_yaml(study_id, source)
     return yaml_attachment(text, f"hyp.{name}.yaml")
 
 
 @router.get("/{study_id}/args.yaml", response_class=PlainTextResponse, responses=YAML_FILE)
-def download_args_yaml(study_id: StudyId, controller: Controller) -> PlainTextResponse:
-    """The best hyperparameters as ultralytics train arguments, for ``yolo train cfg=args.yaml``."""
-    text, name = controller.args_yaml(study_id)
+def download_args_yaml(study_id: StudyId, controller: Controller, source: Source = "confirmation") -> PlainTextResponse:
+    """The study's answer as ultralytics train arguments, for ``yolo train cfg=args.yaml``."""
+    text, name = controller.args_yaml(study_id, source)
     return yaml_attachment(text, f"args.{name}.yaml")
 
 

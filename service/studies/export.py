@@ -1,76 +1,163 @@
-"""The best hyperparameters of a study as a YOLOv5 hyp.yaml and as ultralytics train arguments."""
+"""A study's answer as a YOLOv5 hyp.yaml and as ultralytics train arguments.
+
+Two sources: the confirmed winner (the default once confirmation has finished: the verdict, the gain
+over the seed hyps and its interval are in the header), or screening's top trial (its single
+short-training fitness; what a study without confirmation, or ``?source=screening``, exports).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from hyps import HELD_KEYS, YOLOV5_PARITY_ARGS, render_hyp_yaml, translate_hyp
-from service.db import BestHypRow, StudyRow, utcnow
-from service.studies.plan import StudyPlan
+from hyps import HELD_KEYS, hyp_train_args, render_hyp_yaml
+from service.db import utcnow
+from service.studies.confirmation import BASELINE_TRIAL, ConfirmationResult
+from service.studies.store import BestTrial, StudyRecord
 
 
-def _provenance(row: StudyRow, best: BestHypRow, plan: StudyPlan) -> list[str]:
-    request = row.request
-    metrics = ", ".join(f"{k} {v:.5g}" for k, v in best.metrics.items())
-    weights = ", ".join(f"{w:g}" for w in plan.fitness_weights)
+@dataclass(frozen=True)
+class Answer:
+    """What an export holds: the params, the epochs of the trainings that judged them, and header
+    lines saying where they came from."""
+
+    params: dict[str, Any]
+    epochs: int
+    provenance: list[str]
+
+
+def _setup(record: StudyRecord, epochs: int) -> list[str]:
+    request, plan = record.request, record.plan
     return [
-        f"hypevolve study '{row.name}' (id {row.id}, {row.state}): its best trial",
-        f"trial {best.trial_number}, fitness {best.fitness:.6g} (weights [P, R, mAP50, mAP50-95] = [{weights}])",
-        f"metrics: {metrics}",
-        f"trained: {request['model']} on {request['dataset']}, {request['epochs']} epochs, "
-        f"imgsz {request['imgsz']}, batch {request['batch']}, SGD, ultralytics backend",
+        f"trained: {request.model} on {request.dataset}, {epochs} epochs, "
+        f"imgsz {request.imgsz}, batch {request.batch}, SGD, ultralytics backend",
         f"searched: {', '.join(plan.evolve)}",
         f"not searched: the {plan.seed_name} seed's values" + (f", fixed {plan.fixed}" if plan.fixed else ""),
         f"exported {utcnow().strftime('%Y-%m-%d %H:%M:%S')} UTC",
     ]
 
 
-def best_hyp_yaml(row: StudyRow, best: BestHypRow) -> str:
-    """A complete hyp file for ``python train.py --hyp``: the best trial's values for the searched
-    keys, the fixed and seed values for the rest, and a header saying where they came from."""
-    plan = StudyPlan.from_json(row.plan)
-    extras = plan.ultralytics_args_for(best.params)
+def screening_answer(record: StudyRecord, best: BestTrial, note: str | None = None) -> Answer:
+    """Screening's top trial: one training at the study's seed; ``note`` says why it is not confirmed."""
+    metrics = ", ".join(f"{k} {v:.5g}" for k, v in best.metrics.items())
+    weights = ", ".join(f"{w:g}" for w in record.plan.fitness_weights)
+    lines = [
+        f"hypevolve study '{record.name}' (id {record.id}, {record.state}): its best trial",
+        f"trial {best.trial_number}, fitness {best.fitness:.6g} (weights [P, R, mAP50, mAP50-95] = [{weights}])",
+        f"metrics: {metrics}",
+        *_setup(record, record.request.epochs),
+    ]
+    if note:
+        lines.insert(3, note)
+    return Answer(dict(best.params), record.request.epochs, lines)
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4f}"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def confirmed_answer(record: StudyRecord, result: ConfirmationResult) -> Answer:
+    """The confirmation stage's winner, with the verdict and the numbers behind it."""
+    assert result.verdict is not None, "confirmation has not finished"
+    assert result.winner is not None, "confirmation has not finished"
+    entries = {e.trial: e for e in (result.baseline, *result.candidates)}
+    winner, baseline = entries[result.winner], result.baseline
+    seed_name = record.plan.seed_name
+    n_seeds = len(result.seeds)
+    if result.verdict == "defaults":
+        verdict = [
+            f"verdict: defaults. The seed hyps ({seed_name}) had the highest mean fitness over {n_seeds} fresh "
+            "seeds: no candidate beat the defaults by more than the noise. These are the seed values."
+        ]
+    else:
+        vs = winner.vs_baseline
+        gain = _signed(vs.mean) if vs else "n/a"
+        interval = (
+            f"[{_signed(vs.low)}, {_signed(vs.high)}]" if vs and vs.low is not None and vs.high is not None else "n/a"
+        )
+        verdict = [
+            f"verdict: {result.verdict}. Trial {winner.trial} gained {gain} fitness over the seed hyps ({seed_name}), "
+            f"mean of paired differences over {n_seeds} fresh seeds, 95% t-interval {interval}.",
+        ]
+        if result.verdict == "inconclusive":
+            verdict.append(
+                "The interval includes 0: no candidate beat the defaults by more than the noise. These hyps had "
+                "the highest mean; the seed hyps may do as well."
+            )
+    by_seed = ", ".join(f"seed {s}: {v:.4f}" for s, v in winner.fitness_by_seed.items())
+    lines = [
+        f"hypevolve study '{record.name}' (id {record.id}, {record.state}): its confirmed answer",
+        *verdict,
+        f"confirmed: the seed hyps and {len(result.candidates)} candidates each trained {result.epochs} epochs "
+        f"on seeds {result.seeds}",
+        f"this entry (trial {winner.trial}): mean fitness {_number(winner.mean)} ({by_seed}); seed hyps mean "
+        f"{_number(baseline.mean)}; noise floor (seed hyps' sd across seeds) {_number(result.noise_floor)}",
+    ]
+    if winner.trial != BASELINE_TRIAL and winner.screening_fitness is not None:
+        lines.append(
+            f"screening: trial {winner.trial} scored {winner.screening_fitness:.4f} in one "
+            f"{record.request.epochs}-epoch training at seed {record.request.seed}"
+        )
+    return Answer(dict(winner.params), result.epochs, [*lines, *_setup(record, result.epochs)])
+
+
+def hyp_yaml(record: StudyRecord, answer: Answer) -> str:
+    """A complete hyp file for ``python train.py --hyp``: the answer's values for the searched keys,
+    the fixed and seed values for the rest, and a header saying where they came from."""
+    plan = record.plan
+    extras = plan.ultralytics_args_for(answer.params)
     untried = []
-    if extras.get("close_mosaic", 0) >= row.request["epochs"]:
+    if extras.get("close_mosaic", 0) >= answer.epochs:
         untried = [
-            f"close_mosaic {extras['close_mosaic']} >= {row.request['epochs']} epochs: this trial trained without "
+            f"close_mosaic {extras['close_mosaic']} >= {answer.epochs} epochs: this trial trained without "
             "mosaic, so the mosaic value below was not tried"
         ]
     header = [
-        *_provenance(row, best, plan),
+        *answer.provenance,
         f"{', '.join(HELD_KEYS)} have no effect on the ultralytics backend: carried unchanged",
         *([f"ultralytics-only, so in args.yaml and not here: {extras}"] if extras else []),
         *untried,
         "usage: python train.py --hyp hyp.yaml",
     ]
-    return render_hyp_yaml(plan.hyp_for(best.params), header)
+    return render_hyp_yaml(plan.hyp_for(answer.params), header)
 
 
-def best_train_args(row: StudyRow, best: BestHypRow) -> dict[str, Any]:
-    """The best trial's training as ultralytics arguments: translated hyps plus the study's setup."""
-    plan = StudyPlan.from_json(row.plan)
-    request = row.request
+def train_args(record: StudyRecord, answer: Answer) -> dict[str, Any]:
+    """The answer as ultralytics arguments: the study's setup and the same hyp arguments the trials'
+    trainings received (hyps.hyp_train_args)."""
+    plan, request = record.plan, record.request
     return {
-        "model": request["model"],
-        "epochs": request["epochs"],
-        "imgsz": request["imgsz"],
-        "batch": request["batch"],
-        "seed": request["seed"],
-        **YOLOV5_PARITY_ARGS,
-        **translate_hyp(plan.hyp_for(best.params)),
-        **plan.ultralytics_args_for(best.params),
+        "model": request.model,
+        "epochs": answer.epochs,
+        "imgsz": request.imgsz,
+        "batch": request.batch,
+        "seed": request.seed,
+        **hyp_train_args(plan.hyp_for(answer.params), plan.ultralytics_args_for(answer.params)),
     }
 
 
-def best_args_yaml(row: StudyRow, best: BestHypRow) -> str:
-    """best_train_args as a file for ``yolo train cfg=args.yaml data=your/data.yaml``."""
-    plan = StudyPlan.from_json(row.plan)
+def args_yaml(record: StudyRecord, answer: Answer) -> str:
+    """train_args as a file for ``yolo train cfg=args.yaml data=your/data.yaml``."""
     header = [
-        *_provenance(row, best, plan),
+        *answer.provenance,
         "box and cls are converted to ultralytics' scale (box 7.5 x box/0.05); YOLOv5-only keys are left out",
         "usage: yolo train cfg=args.yaml data=path/to/data.yaml",
     ]
     comments = "".join(f"# {line}\n" for line in header)
-    return comments + "\n" + yaml.safe_dump(best_train_args(row, best), sort_keys=False)
+    return comments + "\n" + yaml.safe_dump(train_args(record, answer), sort_keys=False)
+
+
+def best_hyp_yaml(record: StudyRecord, best: BestTrial) -> str:
+    """Screening's top trial as a hyp file."""
+    return hyp_yaml(record, screening_answer(record, best))
+
+
+def best_args_yaml(record: StudyRecord, best: BestTrial) -> str:
+    """Screening's top trial as an ultralytics train config."""
+    return args_yaml(record, screening_answer(record, best))

@@ -66,6 +66,19 @@ class StudyPlan:
         fixed values."""
         return ultralytics_only({**self.fixed, **params})
 
+    def searched_params(self, values: Mapping[str, float], field_name: str, where: str) -> dict[str, float]:
+        """The entries of ``values`` that this study searches, checked against its ranges (whole-number
+        keys as ints): how earlier results join the study. InvalidRequest(field_name, where, ...) when
+        none is searched or one lies outside its range."""
+        params = {k: v for k, v in values.items() if k in self.ranges}
+        if not params:
+            raise InvalidRequest(field_name, where, f"has none of the searched keys {list(self.evolve)}")
+        for key, value in params.items():
+            check_in_range(field_name, where, key, value, self.ranges[key], "the study's range")
+            if self.ranges[key].integer:
+                params[key] = int(value)
+        return params
+
     def to_json(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
@@ -99,14 +112,21 @@ def _space() -> dict[str, KeyRange]:
     return {**load_search_space(), **load_ultralytics_space()}
 
 
-def _check_in_range(field_name: str, key: str, value: float) -> None:
-    bounds = _space()[key]
-    if not bounds.contains(value):
-        if bounds.integer:
-            raise InvalidRequest(
-                field_name, value, f"{key} must be a whole number in [{bounds.low:g}, {bounds.high:g}]"
-            )
-        raise InvalidRequest(field_name, value, f"{key} must lie within [{bounds.low}, {bounds.high}]")
+def check_in_range(field_name: str, shown: Any, key: str, value: float, bounds: KeyRange, whose: str) -> None:
+    """InvalidRequest(field_name, shown, ...) unless ``value`` lies in ``bounds`` (``whose``: the
+    plan's bounds or the study's range, for the message)."""
+    if bounds.contains(value):
+        return
+    if bounds.integer and not float(value).is_integer():
+        reason = f"{key}={value} is not a whole number in [{bounds.low:g}, {bounds.high:g}] ({whose})"
+    else:
+        reason = f"{key}={value} lies outside {whose}; it must lie within [{bounds.low}, {bounds.high}]"
+    raise InvalidRequest(field_name, shown, reason)
+
+
+def _check_allowed(field_name: str, key: str, value: float) -> None:
+    whose = "YOLOv5's bounds" if key in HYP_KEYS else "ultralytics' tuner's bounds"
+    check_in_range(field_name, value, key, value, _space()[key], whose)
 
 
 def _known_key(field_name: str, key: str, ultralytics_only_ok: bool = True) -> None:
@@ -142,7 +162,7 @@ def resolve_seed(seed_hyp: str | Mapping[str, Any]) -> tuple[dict[str, float], s
             continue
         _known_key("seed_hyp", key, ultralytics_only_ok=False)
         seed[key] = _number(f"seed_hyp.{key}", value)
-        _check_in_range(f"seed_hyp.{key}", key, seed[key])
+        _check_allowed(f"seed_hyp.{key}", key, seed[key])
     return seed, "uploaded"
 
 
@@ -158,7 +178,7 @@ def build_plan(
     fixed = dict(fixed or {})
     for key, value in fixed.items():
         _known_key("fixed", key)
-        _check_in_range(f"fixed.{key}", key, value)
+        _check_allowed(f"fixed.{key}", key, value)
 
     if evolve is None:
         keys = [k for k in default_evolve_keys() if k not in fixed]

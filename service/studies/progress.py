@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 from optuna.trial import FrozenTrial, TrialState
 
 from hyps import HYP_ARGS, load_ultralytics_space
-from service.db import BestHypRow, StudyRow, utcnow
-from service.schemas import BestOut, StudyOut, TrialOut
-from service.studies.trials import ERROR, counts_toward_budget
+from service.db import utcnow
+from service.schemas import BestOut, ConfirmationOut, ConfirmedOut, StudyOut, StudyState, TrialOut, VsBaseline
+from service.studies.confirmation import CONFIRMATION, ConfirmationResult, ConfirmedEntry, is_screening, stage_of
+from service.studies.store import BestTrial, StudyRecord
+from service.studies.trials import counts_toward_budget
+from workers import trial_attrs as attrs
 
 _STATE_NAMES = {
     TrialState.RUNNING: "running",
@@ -30,7 +33,7 @@ def as_utc(moment: datetime | None) -> datetime | None:
 
 
 def _duration_s(trial: FrozenTrial) -> float | None:
-    recorded = trial.user_attrs.get("duration_s")
+    recorded = trial.user_attrs.get(attrs.DURATION_S)
     if recorded is not None:
         return float(recorded)
     if trial.datetime_start and trial.datetime_complete:
@@ -38,7 +41,7 @@ def _duration_s(trial: FrozenTrial) -> float | None:
     return None
 
 
-def trial_out(trial: FrozenTrial) -> TrialOut:
+def trial_out(trial: FrozenTrial, screening_seed: int) -> TrialOut:
     params = dict(trial.params)
     if trial.state == TrialState.WAITING:  # an enqueued trial keeps the params it will run with here
         params = dict(trial.system_attrs.get("fixed_params", {}))
@@ -47,17 +50,20 @@ def trial_out(trial: FrozenTrial) -> TrialOut:
         state=_STATE_NAMES[trial.state],
         params=params,
         fitness=trial.value if trial.state == TrialState.COMPLETE else None,
-        metrics=trial.user_attrs.get("metrics"),
+        metrics=trial.user_attrs.get(attrs.METRICS),
         epochs=[trial.intermediate_values[step] for step in sorted(trial.intermediate_values)],
         duration_s=_duration_s(trial),
-        error=trial.user_attrs.get(ERROR),
-        node=trial.user_attrs.get("node"),
-        node_id=trial.user_attrs.get("node_id"),
-        device=trial.user_attrs.get("device"),
-        pid=(trial.user_attrs.get("worker") or {}).get("pid"),
-        retry_of=trial.user_attrs.get("retry_of"),
-        startup=trial.user_attrs.get("startup"),
-        train_args=_hyp_args(trial.user_attrs.get("train_args")),
+        error=trial.user_attrs.get(attrs.ERROR),
+        node=trial.user_attrs.get(attrs.NODE),
+        node_id=trial.user_attrs.get(attrs.NODE_ID),
+        device=trial.user_attrs.get(attrs.DEVICE),
+        pid=(trial.user_attrs.get(attrs.WORKER) or {}).get("pid"),
+        retry_of=trial.user_attrs.get(attrs.RETRY_OF),
+        startup=trial.user_attrs.get(attrs.STARTUP),
+        train_args=_hyp_args(trial.user_attrs.get(attrs.TRAIN_ARGS)),
+        stage=stage_of(trial),
+        confirms=trial.user_attrs.get(attrs.CONFIRMS),
+        seed=trial.user_attrs.get(attrs.TRAIN_SEED, screening_seed),
     )
 
 
@@ -67,35 +73,93 @@ def _hyp_args(train_args: dict[str, object] | None) -> dict[str, object] | None:
     return {k: v for k, v in train_args.items() if k in shown} if train_args else None
 
 
-def _eta_s(row: StudyRow, trials: Sequence[FrozenTrial]) -> float | None:
-    if row.state not in ("queued", "running"):
-        return 0.0 if row.state == "completed" else None
-    durations = [d for t in trials if t.state == TrialState.COMPLETE and (d := _duration_s(t)) is not None]
-    if not durations:
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _eta_s(record: StudyRecord, trials: Sequence[FrozenTrial], confirmation: ConfirmationResult | None) -> float | None:
+    """Seconds left: screening trials still to run at their mean duration, then the confirmation
+    trainings at theirs (before any has run: screening's, scaled by the epochs)."""
+    if not record.state.unfinished:
+        return 0.0 if record.state == StudyState.COMPLETED else None
+    request = record.request
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    screening_s = _mean([d for t in done if is_screening(t) and (d := _duration_s(t)) is not None])
+    confirming_s = _mean([d for t in done if not is_screening(t) and (d := _duration_s(t)) is not None])
+    if screening_s is None and confirming_s is None:
         return None
     finished = sum(counts_toward_budget(t) and t.state.is_finished() for t in trials)
-    remaining = max(0, row.request["n_trials"] - finished)
-    parallel = max(1, min(row.request["parallel"], remaining or 1))
-    return remaining * (sum(durations) / len(durations)) / parallel
+    screening_left = max(0, request.n_trials - finished)
+    if confirmation is not None:
+        confirming_left = confirmation.trainings_total - confirmation.trainings_done
+    elif request.confirm_top_k > 0:
+        confirming_left = (min(request.confirm_top_k, request.n_trials - 1) + 1) * request.confirm_seeds
+    else:
+        confirming_left = 0
+    if confirming_s is None:
+        confirming_s = (screening_s or 0.0) * request.confirmation_epochs() / request.epochs
+    left = screening_left + confirming_left
+    parallel = max(1, min(request.parallel, left or 1))
+    return (screening_left * (screening_s or 0.0) + confirming_left * confirming_s) / parallel
 
 
-def study_out(row: StudyRow, best: BestHypRow | None, trials: Sequence[FrozenTrial]) -> StudyOut:
+def _confirmed_out(entry: ConfirmedEntry) -> ConfirmedOut:
+    vs = entry.vs_baseline
+    return ConfirmedOut(
+        trial=entry.trial,
+        params=entry.params,
+        screening_fitness=entry.screening_fitness,
+        fitness_by_seed=entry.fitness_by_seed,
+        mean=entry.mean,
+        vs_baseline=VsBaseline(mean=vs.mean, low=vs.low, high=vs.high) if vs is not None else None,
+    )
+
+
+def confirmation_out(result: ConfirmationResult) -> ConfirmationOut:
+    return ConfirmationOut(
+        finished=result.finished,
+        verdict=result.verdict,
+        winner=result.winner,
+        baseline=_confirmed_out(result.baseline),
+        candidates=[_confirmed_out(c) for c in result.candidates],
+        noise_floor=result.noise_floor,
+        rank_correlation=result.rank_correlation,
+        epochs=result.epochs,
+        seeds=result.seeds,
+        trainings_done=result.trainings_done,
+        trainings_total=result.trainings_total,
+    )
+
+
+def study_out(
+    record: StudyRecord,
+    best: BestTrial | None,
+    trials: Sequence[FrozenTrial],
+    confirmation: ConfirmationResult | None = None,
+) -> StudyOut:
     counts = Counter(_STATE_NAMES[t.state] for t in trials)
-    started, finished = as_utc(row.started_at), as_utc(row.finished_at)
+    started, finished = as_utc(record.started_at), as_utc(record.finished_at)
     elapsed = ((finished or utcnow()) - started).total_seconds() if started else None
+    created = as_utc(record.created_at)
+    assert created is not None
+    stage = None
+    if record.state.unfinished:
+        stage = CONFIRMATION if confirmation is not None else "screening"
     return StudyOut(
-        id=row.id,
-        name=row.name,
-        state=row.state,
-        request=row.request,
+        id=record.id,
+        name=record.name,
+        state=record.state,
+        request=record.request.model_dump(),
         counts={name: counts.get(name, 0) for name in _STATE_NAMES.values()},
         best=BestOut(fitness=best.fitness, trial=best.trial_number, params=best.params, metrics=best.metrics)
         if best
         else None,
-        error=row.error,
-        created_at=as_utc(row.created_at),
+        error=record.error,
+        created_at=created,
         started_at=started,
         finished_at=finished,
         elapsed_s=elapsed,
-        eta_s=_eta_s(row, trials),
+        eta_s=_eta_s(record, trials, confirmation),
+        stage=stage,
+        confirmation=confirmation_out(confirmation) if confirmation is not None else None,
     )

@@ -14,26 +14,18 @@ from typing import Any, Literal
 
 import optuna
 import ray
-from sqlalchemy.orm import sessionmaker
+from optuna.trial import TrialState
 
-from service.db import StudyRow, utcnow
-from service.schemas import request_defaults
+from service.samplers import build_sampler
+from service.schemas import StudyRequest, StudyState
 from service.settings import Settings
-from service.studies.best import record_if_best
-from service.studies.plan import StudyPlan
-from service.studies.samplers import build_sampler
-from service.studies.trials import (
-    ERROR,
-    budget_used,
-    complete_trial,
-    counted_failures,
-    fail_trial,
-    prune_trial,
-    stale_trial_ids,
-)
+from service.studies.confirmation import is_screening, start_confirmation
+from service.studies.store import StudyRecord, StudyStore
+from service.studies.trials import TrialBook, counted_failures
 from workers.storage import open_optuna_storage
 from workers.task import ReportTo
-from workers.training import TrialSpec
+from workers.training import TrialResult, TrialSpec
+from workers.trial_attrs import ERROR, STAGE, TRAIN_SEED
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +35,17 @@ StopReason = Literal["user", "shutdown"]
 
 @dataclass(frozen=True)
 class RunnerContext:
-    """What every runner shares: settings, the service's SQL sessions, how to reach Ray, and the Ray
-    task that runs one trial (workers.task.run_trial; tests of scheduling pass a stand-in)."""
+    """What every runner shares: settings, the study store, how to reach Ray, and the Ray task that
+    runs one trial (workers.task.run_trial; tests of scheduling pass a stand-in)."""
 
     settings: Settings
-    sessions: sessionmaker
+    store: StudyStore
     connect_ray: Callable[[], dict[str, float]]
     trial_task: Any
+
+
+def is_screening_trial(trial: optuna.Trial) -> bool:
+    return STAGE not in trial.user_attrs
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -71,9 +67,10 @@ class StudyRunner(threading.Thread):
     again, so a resumed study re-runs them.
     """
 
-    def __init__(self, study_id: int, context: RunnerContext) -> None:
-        super().__init__(name=f"study-{study_id}", daemon=True)
-        self.study_id = study_id
+    def __init__(self, record: StudyRecord, context: RunnerContext) -> None:
+        super().__init__(name=f"study-{record.id}", daemon=True)
+        self.study_id = record.id
+        self._record = record
         self._context = context
         self._stop_reason: StopReason | None = None
 
@@ -87,71 +84,91 @@ class StudyRunner(threading.Thread):
             self._run()
         except Exception as exc:
             logger.exception("study %d failed", self.study_id)
-            self._set_state("failed", error=_error_text(exc))
+            self._set_state(StudyState.FAILED, error=_error_text(exc))
 
     # -- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        with self._context.sessions() as session:
-            row = session.get(StudyRow, self.study_id)
-            assert row is not None, f"study {self.study_id} has no row"
-            # Fields added after a study was created take their defaults.
-            request = request_defaults() | dict(row.request)
-            dataset, optuna_name = dict(row.dataset), row.optuna_name
-            plan = StudyPlan.from_json(row.plan)
+        record = self._record
+        request, plan = record.request, record.plan
         resources = self._context.connect_ray()
         settings = self._context.settings
         storage_url = settings.DATABASE_URL
         storage = open_optuna_storage(storage_url, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_GRACE_S)
-        study = optuna.load_study(study_name=optuna_name, storage=storage)
+        study = optuna.load_study(study_name=record.optuna_name, storage=storage)
+        book = TrialBook(study, storage)
         # Offset by the trials already run, so a resumed study does not replay its first proposals.
-        sampler_seed = request["seed"] + len(study.get_trials(deepcopy=False))
-        study.sampler = build_sampler(request["sampler"], sampler_seed, plan.ranges, plan.start_params())
+        sampler_seed = request.seed + len(study.get_trials(deepcopy=False))
+        study.sampler = build_sampler(request.sampler, sampler_seed, plan.ranges, plan.start_params())
         space = plan.distributions()
         gpus = self._gpus_per_trial(request, resources)
-        self._set_state("running")
+        self._set_state(StudyState.RUNNING)
 
-        used = budget_used(study)
+        failure = self._drain(study, book, space, gpus, screening=True)
+        screened = [t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]) if is_screening(t)]
+        if self._stop_reason is None and failure is None and screened and request.confirm_top_k > 0:
+            start_confirmation(study, plan, request)
+            failure = self._drain(study, book, space, gpus, screening=False)
+
+        if failure is not None:
+            self._set_state(StudyState.FAILED, error=failure)
+        elif self._stop_reason == "user":
+            self._set_state(StudyState.STOPPED)
+        elif self._stop_reason is None:
+            if screened:
+                self._set_state(StudyState.COMPLETED)
+            else:
+                used = book.budget_used()
+                self._set_state(StudyState.FAILED, error=f"none of the {used} trials completed; see each trial's error")
+
+    def _drain(
+        self, study: optuna.Study, book: TrialBook, space: dict[str, Any], gpus: float, screening: bool
+    ) -> str | None:
+        """Run trials until the stage has none left to start and none running, a stop, or too many
+        failures (returned as the study's error). Screening asks the sampler for up to n_trials
+        trials; confirmation runs the trainings start_confirmation enqueued, and asks nothing new."""
+        request, settings = self._record.request, self._context.settings
+        used = book.budget_used()
         inflight: dict[ray.ObjectRef, optuna.Trial] = {}
         failure: str | None = None
         next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
+
+        def more() -> bool:
+            if screening:
+                return used < request.n_trials
+            return bool(study.get_trials(deepcopy=False, states=[TrialState.WAITING]))
+
         while self._stop_reason is None and failure is None:
-            while len(inflight) < request["parallel"] and used < request["n_trials"]:
+            while len(inflight) < request.parallel and more():
                 trial = self._ask(study, space)
-                used += 1
-                spec = self._spec(trial, request, dataset, plan)
+                used += is_screening_trial(trial)
                 # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
                 report_to = ReportTo(
-                    storage_url, optuna_name, trial._trial_id, settings.HEARTBEAT_INTERVAL_S, request["pruner"]
+                    settings.DATABASE_URL,
+                    self._record.optuna_name,
+                    book.trial_id(trial.number),
+                    settings.HEARTBEAT_INTERVAL_S,
+                    # Confirmation trainings are never pruned: each is one paired measurement.
+                    request.pruner if is_screening_trial(trial) else "none",
                 )
-                ref = self._dispatch(spec, report_to, gpus)
+                ref = self._dispatch(self._spec(trial), report_to, gpus)
                 inflight[ref] = trial
             if not inflight:
                 break
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
             for ref in ready:
-                self._settle(study, inflight.pop(ref), ref, request)
+                self._settle(book, inflight.pop(ref), ref)
             reaped = False
             if time.monotonic() >= next_reap:
-                reaped = self._reap_stale(study, inflight, request)
+                reaped = self._reap_stale(book, inflight)
                 next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
             if ready or reaped:
                 # A requeued failure gave its place in the budget back to its retry.
-                used = budget_used(study)
-                failure = self._too_many_failures(study, request)
-
+                used = book.budget_used()
+                failure = self._too_many_failures(study)
         if self._stop_reason is not None or failure is not None:
-            self._cancel(study, inflight)
-        if failure is not None:
-            self._set_state("failed", error=failure)
-        elif self._stop_reason == "user":
-            self._set_state("stopped")
-        elif self._stop_reason is None:
-            completed = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
-            if completed:
-                self._set_state("completed")
-            else:
-                self._set_state("failed", error=f"none of the {used} trials completed; see each trial's error")
+            self._cancel(book, inflight)
+        return failure
 
     @staticmethod
     def _ask(study: optuna.Study, space: dict[str, Any]) -> optuna.Trial:
@@ -161,22 +178,19 @@ class StudyRunner(threading.Thread):
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             return study.ask(space)
 
-    def _spec(
-        self,
-        trial: optuna.Trial,
-        request: dict[str, Any],
-        dataset: dict[str, Any],
-        plan: StudyPlan,
-    ) -> TrialSpec:
-        settings = self._context.settings
+    def _spec(self, trial: optuna.Trial) -> TrialSpec:
+        """What trial ``trial`` trains: a screening trial at the study's seed and epochs; a confirmation
+        training at the seed it was enqueued with, for confirmation's epochs."""
+        settings, request, plan = self._context.settings, self._record.request, self._record.plan
+        screening = is_screening_trial(trial)
         return TrialSpec(
             trial_number=trial.number,
-            data=dataset,
-            model=request["model"],
-            epochs=request["epochs"],
-            imgsz=request["imgsz"],
-            batch=request["batch"],
-            seed=request["seed"],
+            data=self._record.dataset,
+            model=request.model,
+            epochs=request.epochs if screening else request.confirmation_epochs(),
+            imgsz=request.imgsz,
+            batch=request.batch,
+            seed=request.seed if screening else int(trial.user_attrs[TRAIN_SEED]),
             hyp=plan.hyp_for(trial.params),
             ultralytics_args=plan.ultralytics_args_for(trial.params),
             fitness_weights=plan.fitness_weights,
@@ -185,9 +199,9 @@ class StudyRunner(threading.Thread):
             label_cache_dir=str(Path(settings.ARTIFACTS_DIR) / "label-cache"),
         )
 
-    def _gpus_per_trial(self, request: dict[str, Any], resources: dict[str, float]) -> float:
+    def _gpus_per_trial(self, request: StudyRequest, resources: dict[str, float]) -> float:
         cluster_gpus = resources.get("GPU", 0.0)
-        asked = request.get("gpus_per_trial")
+        asked = request.gpus_per_trial
         if asked is None:
             asked = self._context.settings.GPUS_PER_TRIAL
         if asked is None:
@@ -205,73 +219,60 @@ class StudyRunner(threading.Thread):
         }
         return self._context.trial_task.options(**options).remote(spec, report_to)
 
-    def _settle(self, study: optuna.Study, trial: optuna.Trial, ref: ray.ObjectRef, request: dict[str, Any]) -> None:
+    def _settle(self, book: TrialBook, trial: optuna.Trial, ref: ray.ObjectRef) -> None:
         number = trial.number
         try:
-            result = ray.get(ref)
+            result: TrialResult = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
-            fail_trial(study, number, "cancelled", interrupted=True)
+            book.fail(number, "cancelled", interrupted=True)
             return
         except ray.exceptions.RayTaskError as exc:  # the training itself raised: a retry would too
             logger.warning("study %d trial %d failed: %s", self.study_id, number, _error_text(exc))
-            fail_trial(study, number, _error_text(exc))
+            book.fail(number, _error_text(exc))
             return
         except ray.exceptions.RayError as exc:  # its worker process or node was lost
             error = f"worker lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             logger.warning("study %d trial %d: %s", self.study_id, number, error)
-            fail_trial(study, number, error, max_retries=request["max_retries"])
+            book.fail(number, error, max_retries=self._record.request.max_retries)
             return
-        if result.get("pruned"):
-            attrs = {"metrics": result["metrics"], "duration_s": result["duration_s"], "device": result["device"],
-                     "node": result["host"], "node_id": result["node_id"]}  # fmt: skip
-            prune_trial(study, number, attrs)
+        if result.pruned:
+            book.prune(number, result.user_attrs())
             return
-        attrs = {
-            "metrics": result["metrics"],
-            "duration_s": result["duration_s"],
-            "device": result["device"],
-            "node": result["host"],
-            "node_id": result["node_id"],
-            "train_args": result["train_args"],
-            "startup": result.get("startup"),
-        }
-        if complete_trial(study, number, result["fitness"], attrs):
-            record_if_best(
-                self._context.sessions, self.study_id, number, trial.params, result["fitness"], result["metrics"]
-            )
+        if book.complete(number, result.fitness, result.user_attrs()) and is_screening_trial(trial):
+            # The best-trial row is screening's (what ?source=screening exports); confirmation
+            # trainings are judged together, in the verdict.
+            self._context.store.record_if_best(self.study_id, number, trial.params, result.fitness, result.metrics)
 
-    def _reap_stale(
-        self, study: optuna.Study, inflight: dict[ray.ObjectRef, optuna.Trial], request: dict[str, Any]
-    ) -> bool:
+    def _reap_stale(self, book: TrialBook, inflight: dict[ray.ObjectRef, optuna.Trial]) -> bool:
         """Fail running trials whose heartbeat went stale (a hung or vanished worker that Ray has not
         reported), cancel their tasks, and requeue them under the retry policy."""
-        stale = stale_trial_ids(study)
+        stale = book.stale_trial_ids()
         reaped = False
         for ref, trial in list(inflight.items()):
-            if trial._trial_id in stale:
+            if book.trial_id(trial.number) in stale:
                 ray.cancel(ref, force=True)
                 del inflight[ref]
                 grace = self._context.settings.HEARTBEAT_GRACE_S
-                fail_trial(
-                    study,
+                book.fail(
                     trial.number,
                     f"worker lost: no heartbeat for over {grace}s",
-                    max_retries=request["max_retries"],
+                    max_retries=self._record.request.max_retries,
                 )
                 reaped = True
         return reaped
 
-    def _too_many_failures(self, study: optuna.Study, request: dict[str, Any]) -> str | None:
+    def _too_many_failures(self, study: optuna.Study) -> str | None:
+        limit = self._record.request.max_failed_trials
         failed = counted_failures(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.FAIL]))
-        if len(failed) < request["max_failed_trials"]:
+        if len(failed) < limit:
             return None
         last = max(failed, key=lambda t: t.number)
         return (
-            f"{len(failed)} trials failed (max_failed_trials {request['max_failed_trials']}); "
+            f"{len(failed)} trials failed (max_failed_trials {limit}); "
             f"last, trial {last.number}: {last.user_attrs.get(ERROR)}"
         )
 
-    def _cancel(self, study: optuna.Study, inflight: dict[ray.ObjectRef, optuna.Trial]) -> None:
+    def _cancel(self, book: TrialBook, inflight: dict[ray.ObjectRef, optuna.Trial]) -> None:
         reason = {
             "user": "cancelled: study stopped",
             "shutdown": "interrupted: service shut down",
@@ -280,20 +281,9 @@ class StudyRunner(threading.Thread):
         for ref in inflight:
             ray.cancel(ref, force=True)
         for trial in inflight.values():
-            fail_trial(study, trial.number, reason, interrupted=True)
+            book.fail(trial.number, reason, interrupted=True)
 
     # -- the service's own row -------------------------------------------------------------------
 
-    def _set_state(self, state: str, error: str | None = None) -> None:
-        with self._context.sessions.begin() as session:
-            row = session.get(StudyRow, self.study_id)
-            if row is None:
-                return
-            row.state = state
-            if state == "running":
-                row.started_at = row.started_at or utcnow()
-                row.finished_at = None
-                row.error = None
-            else:
-                row.finished_at = utcnow()
-                row.error = error
+    def _set_state(self, state: StudyState, error: str | None = None) -> None:
+        self._context.store.set_state(self.study_id, state, error)

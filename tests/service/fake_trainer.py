@@ -1,42 +1,59 @@
 """A stand-in for workers.task.run_trial, for tests about scheduling: no training, just the time a
 trial holds its Ray resources and which GPU Ray gave it. Never used by a test that claims training
-works."""
+works.
+
+It returns the same TrialResult a real worker does (fitness 0, device "fake"); what the scheduling
+tests measure (when it held its resources, which GPUs Ray gave it) it writes to ``hold.json`` in the
+trial's output folder, where the tests read it.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import socket
 import time
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 
-from workers.task import ReportTo
-from workers.training import TrialSpec
+from workers.task import ReportTo, placement_here
+from workers.training import TrialResult, TrialSpec
 
 HOLD_S = 3.0
+HOLD_FILE = "hold.json"
 
 
-def fake_trial_here(spec: TrialSpec, report_to: ReportTo) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Hold:
+    """What the stand-in saw: when it held its Ray resources and the GPUs Ray assigned."""
+
+    started: float
+    ended: float
+    gpu_ids: list[str]
+    cuda_visible_devices: str | None
+
+    @classmethod
+    def of_trial(cls, output_dir: Path) -> Hold:
+        return cls(**json.loads((output_dir / HOLD_FILE).read_text()))
+
+
+def fake_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult:
     started = time.time()
     time.sleep(HOLD_S)
+    hold = Hold(started, time.time(), [str(g) for g in ray.get_gpu_ids()], os.environ.get("CUDA_VISIBLE_DEVICES"))
+    out = Path(spec.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / HOLD_FILE).write_text(json.dumps(hold.__dict__))
     metrics = {"precision": 0.0, "recall": 0.0, "mAP50": 0.0, "mAP50-95": 0.0}
-    return {
-        "fitness": 0.0,
-        "metrics": metrics,
-        "epochs": [0.0],
-        "duration_s": time.time() - started,
-        "device": "fake",
-        "train_args": {
-            "started": started,
-            "ended": time.time(),
-            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        },
-        "node_id": ray.get_runtime_context().get_node_id(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-    }
+    return TrialResult(
+        fitness=0.0,
+        metrics=metrics,
+        epochs=[0.0],
+        duration_s=hold.ended - started,
+        device="fake",
+        placement=placement_here(),
+    )
 
 
 fake_trial = ray.remote(max_retries=0)(fake_trial_here)

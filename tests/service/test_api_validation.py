@@ -6,30 +6,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import optuna
 import pytest
-from sqlalchemy import create_engine, func, select
 
-from service.db import StudyRow
 from service.settings import Settings
 from tests.conftest import copy_dataset
-from tests.service.test_plan import REFUSALS
+from tests.helpers import nothing_written
+from tests.service.studies.plan_refusals import REFUSALS
 
 
 @pytest.fixture
 def shapes(data_root: Path, shapes_root: Path) -> str:
     copy_dataset(shapes_root, data_root)
     return "shapes/data.yaml"
-
-
-def _nothing_written(settings: Settings) -> None:
-    engine = create_engine(settings.DATABASE_URL)
-    with engine.connect() as connection:
-        assert connection.scalar(select(func.count()).select_from(StudyRow)) == 0
-    engine.dispose()
-    storage = optuna.storages.RDBStorage(settings.DATABASE_URL)
-    assert storage.get_all_studies() == []
-    storage.engine.dispose()
 
 
 BAD_FIELDS: list[tuple[str, Any]] = [
@@ -55,6 +43,13 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("max_failed_trials", 0),
     ("gpus_per_trial", 1.5),
     ("gpus_per_trial", -1),
+    ("confirm_top_k", -1),
+    ("confirm_top_k", 21),
+    ("confirm_seeds", 1),
+    ("confirm_epochs", 0),
+    ("confirm_epochs", 5000),
+    # Shorter than the study's (default 10) epochs: confirmation checks on trainings at least as long.
+    ("confirm_epochs", 5),
 ]
 
 
@@ -69,7 +64,7 @@ def test_bad_field_gets_422_naming_field_and_value(
     assert body["errors"][0]["value"] == value
     assert field in body["detail"]
     assert repr(value) in body["detail"]
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +81,7 @@ def test_bad_dataset_gets_422_naming_it(api: httpx.Client, settings: Settings, d
     body = response.json()
     assert body["errors"] == [{"field": "dataset", "value": dataset, "message": body["errors"][0]["message"]}]
     assert message in body["detail"]
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 def test_download_key_in_data_yaml_gets_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
@@ -95,20 +90,20 @@ def test_download_key_in_data_yaml_gets_422(api: httpx.Client, settings: Setting
     response = api.post("/studies", json={"dataset": shapes})
     assert response.status_code == 422
     assert "'download' key" in response.json()["detail"]
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 def test_missing_dataset_field_gets_422(api: httpx.Client, settings: Settings) -> None:
     response = api.post("/studies", json={"epochs": 3})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "dataset"
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 def test_malformed_json_gets_422(api: httpx.Client, settings: Settings) -> None:
     response = api.post("/studies", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 @pytest.mark.parametrize("path", ["/studies/999", "/studies/999/trials", "/studies/999/hyp.yaml"])
@@ -135,7 +130,7 @@ def test_bad_search_settings_get_422_naming_key_and_value(
     error = response.json()["errors"][0]
     assert (error["field"], error["value"]) == (field, value)
     assert message in error["message"]
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +150,7 @@ def test_malformed_search_settings_get_422(
     assert response.status_code == 422, response.text
     error = response.json()["errors"][0]
     assert (error["field"], error["value"]) == (field, value)
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 def test_symlink_out_of_the_data_root_gets_422(api: httpx.Client, settings: Settings, tmp_path: Path) -> None:
@@ -170,7 +165,7 @@ def test_symlink_out_of_the_data_root_gets_422(api: httpx.Client, settings: Sett
         "value": "link/data.yaml",
         "message": "is outside the data root",
     }
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +182,7 @@ def test_bad_data_yaml_contents_get_422(
     response = api.post("/studies", json={"dataset": shapes})
     assert response.status_code == 422
     assert message in response.json()["detail"]
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 def test_study_id_beyond_a_sql_integer_gets_422(api: httpx.Client) -> None:

@@ -4,12 +4,8 @@ trainings, hyp.yaml out."""
 from __future__ import annotations
 
 import io
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,59 +26,9 @@ from hyps import (
     translate_hyp,
     ultralytics_only_defaults,
 )
-from tests.conftest import free_port
-from tests.service.test_imports import evolve_csv
+from tests.helpers import evolve_csv, run_to_end, start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.slow
-
-FINISHED = ("completed", "stopped", "failed")
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def start_server(
-    home: Path, data_root: Path, database_url: str, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[bytes], httpx.Client]:
-    """Start `hypevolve serve` as its own process and wait until it answers."""
-    port = free_port()
-    env = {
-        **(env or os.environ),
-        "HYPEVOLVE_HOME": str(home),
-        "HYPEVOLVE_DATABASE_URL": database_url,
-        "HYPEVOLVE_DATA_ROOT": str(data_root),
-        "HYPEVOLVE_RAY_NUM_CPUS": "2",
-    }
-    command = [str(Path(sys.executable).parent / "hypevolve"), "serve", "--port", str(port)]
-    with (home / "serve.log").open("ab") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-
-    def healthy() -> bool:
-        assert process.poll() is None, (home / "serve.log").read_text()
-        try:
-            return client.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(healthy, 60, "the API to start")
-    return process, client
-
-
-def stop_server(process: subprocess.Popen[bytes], client: httpx.Client) -> None:
-    client.close()
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +41,9 @@ def server(
     stop_server(process, client)
 
 
-def run_to_end(server: httpx.Client, study_id: int, timeout: float = 420) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        study = server.get(f"/studies/{study_id}").json()
-        return study if study["state"] in FINISHED else None
-
-    result: dict[str, Any] = wait_for(finished, timeout, f"study {study_id} to finish")
-    return result
-
-
 def test_study_runs_to_completion_and_exports_the_best_hyps(server: httpx.Client) -> None:
-    request = {"dataset": "shapes/data.yaml", "epochs": 2, "imgsz": 64, "batch": 16, "n_trials": 3, "parallel": 2}
+    request = {"dataset": "shapes/data.yaml", "epochs": 2, "imgsz": 64, "batch": 16, "n_trials": 3, "parallel": 2,
+               "confirm_top_k": 0}  # fmt: skip
     created = server.post("/studies", json={**request, "name": "e2e"})
     assert created.status_code == 201, created.text
     study = created.json()
@@ -195,7 +133,8 @@ def test_imported_evolve_csv_becomes_completed_trials_without_using_the_budget(s
 
 
 def test_stop_cancels_the_running_trial_and_starts_no_more(server: httpx.Client) -> None:
-    request = {"dataset": "shapes/data.yaml", "epochs": 50, "imgsz": 64, "n_trials": 4, "parallel": 1}
+    request = {"dataset": "shapes/data.yaml", "epochs": 50, "imgsz": 64, "n_trials": 4, "parallel": 1,
+               "confirm_top_k": 0}  # fmt: skip
     study_id = server.post("/studies", json=request).json()["id"]
 
     def running_trial() -> bool:
@@ -248,7 +187,8 @@ CONFIGURED = {
 
 @pytest.mark.parametrize("settings", CONFIGURED.values(), ids=CONFIGURED.keys())
 def test_configured_studies_run(server: httpx.Client, settings: dict[str, Any]) -> None:
-    request = {"dataset": "shapes/data.yaml", "epochs": 1, "imgsz": 64, "n_trials": 3, "parallel": 2, **settings}
+    request = {"dataset": "shapes/data.yaml", "epochs": 1, "imgsz": 64, "n_trials": 3, "parallel": 2,
+               "confirm_top_k": 0, **settings}  # fmt: skip
     created = server.post("/studies", json=request)
     assert created.status_code == 201, created.text
     study = run_to_end(server, created.json()["id"])

@@ -16,12 +16,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.service.test_end_to_end import run_to_end, start_server, stop_server, wait_for
+from tests.helpers import run_to_end, start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.slow
 
 HEARTBEAT = {"HYPEVOLVE_HEARTBEAT_INTERVAL_S": "1", "HYPEVOLVE_HEARTBEAT_GRACE_S": "8"}
-STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16}
+STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "confirm_top_k": 0}
 
 
 @pytest.fixture(scope="module")

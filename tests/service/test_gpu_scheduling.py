@@ -1,6 +1,6 @@
 """gpus_per_trial on a Ray that declares GPUs this machine does not have, with a stand-in trainer
 (tests/service/fake_trainer.py): scheduling only. That a trial really trains on the GPU Ray gave
-it can only be shown on a GPU machine: scripts/gpu_check.sh."""
+it can only be shown on a GPU machine: scripts/gpu_check.sh (which runs scripts/gpu_check.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import optuna
 import pytest
 import ray
 
@@ -16,7 +15,7 @@ from service.ray_runtime import connect_ray, disconnect_ray
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings
-from tests.service.fake_trainer import HOLD_S, fake_trial
+from tests.service.fake_trainer import HOLD_S, Hold, fake_trial
 
 pytestmark = pytest.mark.slow
 
@@ -40,46 +39,53 @@ def controller(
     controller.shutdown()
 
 
-def _finished_trials(controller: StudyController, study_id: int, timeout: float = 60) -> list[optuna.trial.FrozenTrial]:
+def _finished_trials(controller: StudyController, study_id: int, timeout: float = 60) -> list[Hold]:
+    """What the stand-in saw in each of the study's trials, once the study has finished."""
     deadline = time.monotonic() + timeout
     while controller.get_study(study_id).state in ("queued", "running"):
         assert time.monotonic() < deadline, "the study did not finish"
         time.sleep(0.2)
-    row = controller._row(study_id)
-    return controller._trials(row)
+    folder = Path(controller.settings.ARTIFACTS_DIR) / str(study_id)
+    return [Hold.of_trial(folder / str(t.number)) for t in controller.trials(study_id) if t.state == "complete"]
 
 
 def test_half_gpu_trials_share_one_gpu_and_a_third_waits(controller: StudyController) -> None:
-    request = StudyRequest(dataset="shapes/data.yaml", n_trials=3, parallel=3, gpus_per_trial=0.5)
+    request = StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=3, parallel=3, gpus_per_trial=0.5)
     study_id = controller.create_study(request).id
-    trials = sorted(_finished_trials(controller, study_id), key=lambda t: t.user_attrs["train_args"]["started"])
+    trials = sorted(_finished_trials(controller, study_id), key=lambda t: t.started)
     assert controller.get_study(study_id).state == "completed"
-    spans = [(t.user_attrs["train_args"]["started"], t.user_attrs["train_args"]["ended"]) for t in trials]
+    spans = [(t.started, t.ended) for t in trials]
     first, second, third = spans
     # Two halves of the one GPU run side by side, both on GPU 0...
     assert second[0] < first[1]
-    assert [t.user_attrs["train_args"]["gpu_ids"] for t in trials] == [["0"], ["0"], ["0"]]
+    assert [t.gpu_ids for t in trials] == [["0"], ["0"], ["0"]]
     # ...and the third waits until one of them gives its half back.
     assert third[0] >= min(first[1], second[1]) - 0.05
     assert third[0] - first[0] >= HOLD_S * 0.9
 
 
 def test_zero_gpus_forces_cpu_even_where_the_cluster_has_gpus(controller: StudyController) -> None:
-    study_id = controller.create_study(StudyRequest(dataset="shapes/data.yaml", n_trials=1, gpus_per_trial=0)).id
+    study_id = controller.create_study(
+        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=1, gpus_per_trial=0)
+    ).id
     (trial,) = _finished_trials(controller, study_id)
-    assert trial.user_attrs["train_args"]["gpu_ids"] == []
+    assert trial.gpu_ids == []
 
 
 def test_default_is_one_gpu_per_trial_when_the_cluster_has_gpus(controller: StudyController) -> None:
-    study_id = controller.create_study(StudyRequest(dataset="shapes/data.yaml", n_trials=2, parallel=2)).id
+    study_id = controller.create_study(
+        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=2, parallel=2)
+    ).id
     trials = _finished_trials(controller, study_id)
-    spans = sorted((t.user_attrs["train_args"]["started"], t.user_attrs["train_args"]["ended"]) for t in trials)
+    spans = sorted((t.started, t.ended) for t in trials)
     # One whole GPU each: the second trial cannot start before the first ends.
     assert spans[1][0] >= spans[0][1] - 0.05
 
 
 def test_more_gpus_than_the_cluster_has_fails_the_study_with_a_reason(controller: StudyController) -> None:
-    study_id = controller.create_study(StudyRequest(dataset="shapes/data.yaml", n_trials=1, gpus_per_trial=2)).id
+    study_id = controller.create_study(
+        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=1, gpus_per_trial=2)
+    ).id
     _finished_trials(controller, study_id)
     study = controller.get_study(study_id)
     assert study.state == "failed"

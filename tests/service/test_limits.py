@@ -8,7 +8,7 @@ import httpx
 
 from service.api.limits import MAX_BODY_BYTES
 from service.settings import Settings
-from tests.service.test_api_validation import _nothing_written
+from tests.helpers import nothing_written
 
 
 def test_declared_large_body_gets_413(api: httpx.Client, settings: Settings) -> None:
@@ -16,7 +16,7 @@ def test_declared_large_body_gets_413(api: httpx.Client, settings: Settings) -> 
     response = api.post("/studies", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 413
     assert response.json() == {"detail": f"request body is larger than {MAX_BODY_BYTES} bytes"}
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 def test_chunked_large_body_gets_413(api: httpx.Client, settings: Settings) -> None:
@@ -29,7 +29,7 @@ def test_chunked_large_body_gets_413(api: httpx.Client, settings: Settings) -> N
     # A generator body is sent chunked, without a Content-Length to refuse up front.
     response = api.post("/studies", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
-    _nothing_written(settings)
+    nothing_written(settings)
 
 
 def test_results_uploads_may_be_larger(api: httpx.Client) -> None:

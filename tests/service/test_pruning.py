@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.test_end_to_end import run_to_end, start_server, stop_server
+from tests.helpers import run_to_end, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def test_median_pruner_stops_trials_that_trail(server: httpx.Client) -> None:
     # lr0 alone, sampled at random from YOLOv5's range: some draws (lr0 ~ 1e-4) cannot learn in six
     # epochs while the seed trial (lr0 0.01) does; the median pruner must stop those early.
     request = {"dataset": "shapes/data.yaml", "epochs": EPOCHS, "imgsz": 64, "n_trials": 5, "parallel": 1,
-               "sampler": "random", "seed": 0, "evolve": ["lr0"], "pruner": "median"}  # fmt: skip
+               "confirm_top_k": 0, "sampler": "random", "seed": 0, "evolve": ["lr0"], "pruner": "median"}  # fmt: skip
     created = server.post("/studies", json=request)
     assert created.status_code == 201, created.text
     study = run_to_end(server, created.json()["id"])

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.service.test_end_to_end import run_to_end, start_server, stop_server, wait_for
+from tests.helpers import run_to_end, start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).parent / "ray")
@@ -77,7 +77,14 @@ def server(
 
 
 def test_trials_run_on_both_nodes_of_the_cluster(server: httpx.Client) -> None:
-    request = {"dataset": "shapes/data.yaml", "epochs": 2, "imgsz": 64, "n_trials": 4, "parallel": 2}
+    request = {
+        "dataset": "shapes/data.yaml",
+        "epochs": 2,
+        "imgsz": 64,
+        "n_trials": 4,
+        "parallel": 2,
+        "confirm_top_k": 0,
+    }
     created = server.post("/studies", json=request)
     assert created.status_code == 201, created.text
     study = run_to_end(server, created.json()["id"])

@@ -3,8 +3,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from service.samplers import SAMPLER_NAMES, YOLOv5EvolutionSampler, build_sampler
 from service.studies.plan import build_plan
-from service.studies.samplers import SAMPLER_NAMES, YOLOv5EvolutionSampler, build_sampler
 
 PLAN = build_plan("scratch-low", evolve=["lr0", "momentum"])
 

@@ -4,21 +4,31 @@ import yaml
 from ultralytics.cfg import get_cfg
 
 from hyps import HYP_KEYS, load_seed_hyp
-from service.db import BestHypRow, StudyRow
+from service.db import utcnow
+from service.schemas import StudyRequest, StudyState
 from service.studies.export import best_args_yaml, best_hyp_yaml
 from service.studies.plan import build_plan
+from service.studies.store import BestTrial, StudyRecord
 
 
-def _rows(seed_hyp: str, params: dict[str, float], **plan: object) -> tuple[StudyRow, BestHypRow]:
-    request = {"dataset": "shapes/data.yaml", "model": "yolov5n.yaml", "epochs": 3, "imgsz": 64, "batch": 16,
-               "seed_hyp": seed_hyp, "seed": 0}  # fmt: skip
-    plan_json = build_plan(seed_hyp, **plan).to_json()  # type: ignore[arg-type]
-    row = StudyRow(
-        id=7, name="export", optuna_name="export", state="completed", request=request, dataset={}, plan=plan_json
+def _rows(seed_hyp: str, params: dict[str, float], **plan: object) -> tuple[StudyRecord, BestTrial]:
+    request = StudyRequest(dataset="shapes/data.yaml", model="yolov5n.yaml", epochs=3, imgsz=64, batch=16,
+                           seed_hyp=seed_hyp, seed=0)  # fmt: skip
+    record = StudyRecord(
+        id=7,
+        name="export",
+        optuna_name="export",
+        state=StudyState.COMPLETED,
+        request=request,
+        plan=build_plan(seed_hyp, **plan),  # type: ignore[arg-type]
+        dataset={},
+        error=None,
+        created_at=utcnow(),
+        started_at=None,
+        finished_at=None,
     )
     metrics = {"precision": 0.5, "recall": 0.4, "mAP50": 0.3, "mAP50-95": 0.2}
-    best = BestHypRow(study_id=7, trial_number=4, fitness=0.21, params=params, metrics=metrics)
-    return row, best
+    return record, BestTrial(trial_number=4, fitness=0.21, params=params, metrics=metrics)
 
 
 def test_export_has_all_28_keys_in_yolov5_order_with_best_values_and_seed_for_the_rest() -> None:

@@ -6,25 +6,10 @@ import json
 
 import pytest
 
-from hyps import HYP_KEYS, load_seed_hyp
+from hyps import HYP_KEYS
 from service.errors import InvalidRequest
-from service.studies.imports import detect_format, parse_results
-
-EVOLVE_COLUMNS = [
-    "metrics/precision", "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95",
-    "val/box_loss", "val/obj_loss", "val/cls_loss", *HYP_KEYS, "anchors",
-]  # fmt: skip
-
-
-def evolve_csv(rows: list[dict[str, float]]) -> bytes:
-    """An evolve.csv as YOLOv5 v7.0's print_mutation() writes it: '%20s,' headers, '%20.5g,' values."""
-    n = len(EVOLVE_COLUMNS)
-    text = ("%20s," * n % tuple(EVOLVE_COLUMNS)).rstrip(",") + "\n"
-    for row in rows:
-        values = {**load_seed_hyp("scratch-low"), "anchors": 3.0, "val/box_loss": 0.03, "val/obj_loss": 0.02,
-                  "val/cls_loss": 0.01, **row}  # fmt: skip
-        text += ("%20.5g," * n % tuple(values[c] for c in EVOLVE_COLUMNS)).rstrip(",") + "\n"
-    return text.encode()
+from service.studies.result_files import detect_format, parse_results
+from tests.helpers import evolve_csv
 
 
 def _metrics(p: float, r: float, m50: float, m: float) -> dict[str, float]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 import optuna
 
 from hyps import KeyRange
-from service.studies.samplers.yolov5 import YOLOv5EvolutionSampler
+from service.samplers.yolov5 import YOLOv5EvolutionSampler
 
 _Builder = Callable[[int, Mapping[str, KeyRange], Mapping[str, float]], optuna.samplers.BaseSampler]
 

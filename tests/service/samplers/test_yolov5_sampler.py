@@ -7,8 +7,8 @@ import optuna
 import pytest
 
 from hyps import KeyRange, load_search_space, load_seed_hyp, load_ultralytics_space
+from service.samplers.yolov5 import YOLOv5EvolutionSampler, mutate, select_parent
 from service.studies.plan import build_plan
-from service.studies.samplers.yolov5 import YOLOv5EvolutionSampler, mutate, select_parent
 
 DRAWS = 20000
 

@@ -26,6 +26,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from hyps import KeyRange
+from workers.trial_attrs import STAGE
 
 MUTATION_PROB = 0.8
 SIGMA = 0.2
@@ -98,27 +99,31 @@ class YOLOv5EvolutionSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # One generation per trial: all keys are mutated together here, then handed out per key.
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        usable = [t for t in completed if set(self._ranges) <= set(t.params)]
+        # Confirmation trainings (a stage attribute) repeat earlier params at other seeds and lengths:
+        # not part of the history evolution selects parents from.
+        usable = [t for t in completed if set(self._ranges) <= set(t.params) and STAGE not in t.user_attrs]
         with self._lock:
             if usable:
                 fitnesses = [float(t.value) for t in usable]  # type: ignore[arg-type]
                 parent = usable[select_parent(fitnesses, self._rng)].params
             else:
                 parent = self._start
-            self._pending[trial._trial_id] = mutate(parent, self._ranges, self._rng)
+            # Keyed by number: unique within the study, and this sampler serves one study.
+            self._pending[trial.number] = mutate(parent, self._ranges, self._rng)
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
         with self._lock:
-            value = self._pending.get(trial._trial_id, {}).get(param_name)
-        if value is None or not param_distribution._contains(param_distribution.to_internal_repr(value)):
+            value = self._pending.get(trial.number, {}).get(param_name)
+        bounds = self._ranges.get(param_name)
+        if value is None or bounds is None or not bounds.contains(value):
             return self._fallback.sample_independent(study, trial, param_name, param_distribution)
         return value
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
         with self._lock:
-            self._pending.pop(trial._trial_id, None)
+            self._pending.pop(trial.number, None)
 
 
 __all__ = ["YOLOv5EvolutionSampler", "mutate", "select_parent"]

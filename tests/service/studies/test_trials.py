@@ -3,61 +3,67 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import optuna
 import pytest
 
-from service.studies.trials import budget_used, complete_trial, counted_failures, fail_trial
+from service.studies.trials import TrialBook, counted_failures
 from workers.storage import open_optuna_storage
 
 SPACE = {"lr0": optuna.distributions.FloatDistribution(1e-5, 0.1, log=True)}
 
 
 @pytest.fixture
-def study(database_url: str) -> optuna.Study:
+def study(database_url: str) -> Iterator[optuna.Study]:
     storage = open_optuna_storage(database_url)
     yield optuna.create_study(storage=storage, direction="maximize")
     storage.engine.dispose()
 
 
+@pytest.fixture
+def book(study: optuna.Study, database_url: str) -> TrialBook:
+    return TrialBook(study, open_optuna_storage(database_url))
+
+
 def test_a_second_result_for_a_trial_is_ignored_and_logged(
-    study: optuna.Study, caplog: pytest.LogCaptureFixture
+    study: optuna.Study, book: TrialBook, caplog: pytest.LogCaptureFixture
 ) -> None:
     trial = study.ask(SPACE)
-    assert complete_trial(study, trial.number, 0.5, {"metrics": {}})
+    assert book.complete(trial.number, 0.5, {"metrics": {}})
     with caplog.at_level(logging.WARNING):
-        assert not complete_trial(study, trial.number, 0.9, {"metrics": {}})
-        assert not fail_trial(study, trial.number, "late crash report")
+        assert not book.complete(trial.number, 0.9, {"metrics": {}})
+        assert not book.fail(trial.number, "late crash report")
     assert "already ended; ignoring its result" in caplog.text
     assert "already COMPLETE; ignoring 'late crash report'" in caplog.text
     (stored,) = study.get_trials()
     assert (stored.state, stored.value) == (optuna.trial.TrialState.COMPLETE, 0.5)
 
 
-def test_a_lost_worker_is_retried_up_to_max_retries_with_the_same_params(study: optuna.Study) -> None:
+def test_a_lost_worker_is_retried_up_to_max_retries_with_the_same_params(study: optuna.Study, book: TrialBook) -> None:
     first = study.ask(SPACE)
-    assert fail_trial(study, first.number, "worker lost: killed", max_retries=1)
+    assert book.fail(first.number, "worker lost: killed", max_retries=1)
     retry = study.ask(SPACE)
     assert retry.params == first.params
     assert retry.user_attrs == {"retry_of": first.number, "attempt": 1}
     # The retry's own loss is final: one retry per trial.
-    assert fail_trial(study, retry.number, "worker lost: killed again", max_retries=1)
+    assert book.fail(retry.number, "worker lost: killed again", max_retries=1)
     trials = study.get_trials()
     assert [t.user_attrs["requeued"] for t in trials] == [True, False]
     assert [t.number for t in counted_failures(trials)] == [retry.number]
     # The requeued failure gave its budget back; the final one used it.
-    assert budget_used(study) == 1
+    assert book.budget_used() == 1
 
 
-def test_training_errors_are_not_retried(study: optuna.Study) -> None:
+def test_training_errors_are_not_retried(study: optuna.Study, book: TrialBook) -> None:
     trial = study.ask(SPACE)
-    fail_trial(study, trial.number, "RuntimeError: loss is NaN", max_retries=0)
+    book.fail(trial.number, "RuntimeError: loss is NaN", max_retries=0)
     assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL]
 
 
-def test_interruptions_always_requeue_without_spending_a_retry(study: optuna.Study) -> None:
+def test_interruptions_always_requeue_without_spending_a_retry(study: optuna.Study, book: TrialBook) -> None:
     trial = study.ask(SPACE)
-    fail_trial(study, trial.number, "interrupted: service shut down", interrupted=True)
+    book.fail(trial.number, "interrupted: service shut down", interrupted=True)
     retry = study.ask(SPACE)
     assert retry.user_attrs == {"retry_of": trial.number, "attempt": 0}
-    assert budget_used(study) == 1
+    assert book.budget_used() == 1

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hyps import HYP_KEYS, METRIC_NAMES, load_ultralytics_space, untranslate_args
+from hyps import HYP_KEYS, METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, load_ultralytics_space, untranslate_args
 from service.errors import InvalidRequest
 
 FORMATS: tuple[str, ...] = ("evolve-csv", "tune-csv", "tune-ndjson")
@@ -27,13 +27,7 @@ _EVOLVE_METRICS = {
     "metrics/mAP_0.5:0.95": "mAP50-95",
 }
 _EVOLVE_IGNORED = ("val/box_loss", "val/obj_loss", "val/cls_loss", "anchors")
-_ULTRALYTICS_METRICS = dict(
-    zip(
-        ("metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"),
-        METRIC_NAMES,
-        strict=True,
-    )
-)
+_ULTRALYTICS_METRICS = dict(zip(ULTRALYTICS_METRIC_COLUMNS, METRIC_NAMES, strict=True))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,294 @@
+"""The confirmation stage: which screening trials to train again, on which seeds, and what the
+repeated trainings say.
+
+Screening trials all train at one seed, so the top screening fitness is partly luck, and short
+trainings favour what helps early. Confirmation trains the top ``confirm_top_k`` distinct
+candidates and the baseline (the seed hyps, trial 0) again on the same ``confirm_seeds`` fresh
+training seeds, for ``confirm_epochs`` epochs, and compares each candidate with the baseline seed
+by seed (paired). The verdict:
+
+* ``improved``: the winner (highest mean) is a candidate and its 95% interval on the paired
+  difference to the baseline lies above 0;
+* ``inconclusive``: the winner is a candidate but the interval reaches 0 or below;
+* ``defaults``: the baseline has the highest mean.
+
+The interval is Student's t on the paired differences (mean +- t(0.975, n-1) x sd / sqrt(n)); with
+2 seeds t is 12.7, so a verdict of ``improved`` needs either more seeds or a very steady gain.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from scipy.stats import t as student_t
+
+from service.schemas import StudyRequest
+from service.studies.plan import StudyPlan
+from workers.trial_attrs import CONFIRMS, STAGE, TRAIN_SEED
+
+CONFIRMATION = "confirmation"
+SCREENING = "screening"
+BASELINE_TRIAL = 0  # trial 0 is the seed hyps, enqueued when the study is created
+CONFIDENCE = 0.95
+# The Optuna study user attribute that records the confirmation plan once screening has ended, so
+# a restarted service confirms the same candidates on the same seeds.
+PLAN_ATTR = "hypevolve_confirmation"
+
+Verdict = Literal["improved", "inconclusive", "defaults"]
+
+
+def stage_of(trial: FrozenTrial) -> str:
+    return str(trial.user_attrs.get(STAGE, SCREENING))
+
+
+def is_screening(trial: FrozenTrial) -> bool:
+    return stage_of(trial) == SCREENING
+
+
+def confirmation_seeds(screening_seed: int, count: int) -> list[int]:
+    """``count`` training seeds, none equal to the screening seed (the seeds right after it)."""
+    return [(screening_seed + i) % 2**31 for i in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class ConfirmationPlan:
+    """What confirmation trains: the baseline and candidates (screening trial numbers with the full
+    params each trains with), the seeds and the epochs."""
+
+    baseline: dict[str, Any]
+    candidates: dict[int, dict[str, Any]]  # screening trial number -> params
+    screening_fitness: dict[int, float]
+    seeds: list[int]
+    epochs: int
+
+    def entries(self) -> dict[int, dict[str, Any]]:
+        """Every confirmed entry by trial number, the baseline first."""
+        return {BASELINE_TRIAL: self.baseline, **self.candidates}
+
+    def trainings(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """(trial confirmed, seed, params) of every confirmation training, seed by seed."""
+        return [(number, seed, params) for seed in self.seeds for number, params in self.entries().items()]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "candidates": [[n, p] for n, p in self.candidates.items()],
+            "screening_fitness": [[n, v] for n, v in self.screening_fitness.items()],
+            "seeds": self.seeds,
+            "epochs": self.epochs,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConfirmationPlan:
+        return cls(
+            baseline=dict(data["baseline"]),
+            candidates={int(n): dict(p) for n, p in data["candidates"]},
+            screening_fitness={int(n): float(v) for n, v in data["screening_fitness"]},
+            seeds=[int(s) for s in data["seeds"]],
+            epochs=int(data["epochs"]),
+        )
+
+
+def plan_confirmation(
+    plan: StudyPlan, trials: Sequence[FrozenTrial], top_k: int, seeds: list[int], epochs: int
+) -> ConfirmationPlan:
+    """The top ``top_k`` completed screening trials by fitness (ties: the earlier trial), distinct in
+    the hyps they train with and other than the baseline's, plus the baseline. Imported trials count
+    like any other; keys a trial lacks take the seed trial's values, as its export would."""
+    start = plan.start_params()
+
+    def full(params: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: params.get(k, start[k]) for k in plan.evolve}
+
+    def key(params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(sorted(full(params).items()))
+
+    completed = [t for t in trials if t.state == TrialState.COMPLETE and is_screening(t) and t.value is not None]
+    ranked = sorted(completed, key=lambda t: (-float(t.value), t.number))  # type: ignore[arg-type]
+    seen = {key(start)}
+    candidates: dict[int, dict[str, Any]] = {}
+    fitness: dict[int, float] = {}
+    for trial in ranked:
+        fitness.setdefault(trial.number, float(trial.value))  # type: ignore[arg-type]
+        if len(candidates) >= top_k or key(trial.params) in seen:
+            continue
+        seen.add(key(trial.params))
+        candidates[trial.number] = full(trial.params)
+    screening_fitness = {n: fitness[n] for n in (BASELINE_TRIAL, *candidates) if n in fitness}
+    return ConfirmationPlan(full(start), candidates, screening_fitness, list(seeds), epochs)
+
+
+def saved_plan(study: optuna.Study) -> ConfirmationPlan | None:
+    """The confirmation plan recorded on ``study``, if screening has ended."""
+    data = study.user_attrs.get(PLAN_ATTR)
+    return ConfirmationPlan.from_json(data) if data else None
+
+
+def start_confirmation(study: optuna.Study, plan: StudyPlan, request: StudyRequest) -> ConfirmationPlan:
+    """Choose the candidates once (recorded on the study, so a restart keeps them), then enqueue each
+    planned training that has no trial yet. Each carries its stage, the trial it confirms and its
+    seed; the runner reads them back when it asks for the trial. The sampler is never asked for a
+    proposal after this point, so the repeated evaluations cannot bias it."""
+    confirmation = saved_plan(study)
+    trials = study.get_trials(deepcopy=False)
+    if confirmation is None:
+        seeds = confirmation_seeds(request.seed, request.confirm_seeds)
+        confirmation = plan_confirmation(plan, trials, request.confirm_top_k, seeds, request.confirmation_epochs())
+        study.set_user_attr(PLAN_ATTR, confirmation.to_json())
+    existing = {
+        (int(t.user_attrs[CONFIRMS]), int(t.user_attrs[TRAIN_SEED])) for t in trials if stage_of(t) == CONFIRMATION
+    }
+    for number, seed, params in confirmation.trainings():
+        if (number, seed) not in existing:
+            attrs = {STAGE: CONFIRMATION, CONFIRMS: number, TRAIN_SEED: seed}
+            study.enqueue_trial(params, user_attrs=attrs)
+    return confirmation
+
+
+# -- what the trainings say ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float | None  # None with fewer than 2 paired seeds
+    high: float | None
+
+
+@dataclass(frozen=True)
+class ConfirmedEntry:
+    trial: int
+    params: dict[str, Any]
+    screening_fitness: float | None
+    fitness_by_seed: dict[int, float]
+    mean: float | None
+    vs_baseline: Interval | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmationResult:
+    baseline: ConfirmedEntry
+    candidates: list[ConfirmedEntry]
+    finished: bool  # no confirmation training is waiting or running
+    verdict: Verdict | None  # set once finished
+    winner: int | None
+    noise_floor: float | None  # the baseline's seed-to-seed standard deviation
+    rank_correlation: float | None  # Spearman: screening fitness vs confirmed mean, over candidates
+    epochs: int
+    seeds: list[int] = field(default_factory=list)
+    trainings_done: int = 0
+    trainings_total: int = 0
+
+
+def paired_interval(differences: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Mean of paired differences with its two-sided Student-t interval (no interval under 2 values)."""
+    n = len(differences)
+    mean = statistics.fmean(differences)
+    if n < 2:
+        return Interval(mean, None, None)
+    half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * statistics.stdev(differences) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half)
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (average ranks for ties); None under 3 pairs or with a constant side."""
+    if len(xs) != len(ys) or len(xs) < 3:
+        return None
+
+    def ranks(values: Sequence[float]) -> list[float]:
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        out = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2 + 1
+            i = j + 1
+        return out
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def decide(baseline: ConfirmedEntry, candidates: Sequence[ConfirmedEntry]) -> tuple[Verdict, int | None]:
+    """The verdict and the winner's trial number: highest mean wins, the baseline on ties. With no
+    confirmed number at all (every training failed): inconclusive, no winner."""
+    winner = baseline
+    for entry in candidates:
+        if entry.mean is not None and (winner.mean is None or entry.mean > winner.mean):
+            winner = entry
+    if winner is baseline and baseline.mean is not None:
+        return "defaults", baseline.trial
+    if winner.mean is None:
+        return "inconclusive", None
+    interval = winner.vs_baseline
+    if interval is not None and interval.low is not None and interval.low > 0:
+        return "improved", winner.trial
+    return "inconclusive", winner.trial
+
+
+def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial]) -> ConfirmationResult:
+    """The numbers so far: fitness per entry and seed from the completed confirmation trainings, and
+    once none is waiting or running, the verdict."""
+    fitness: dict[int, dict[int, float]] = {n: {} for n in plan.entries()}
+    unfinished = False
+    present: set[tuple[int, int]] = set()
+    for trial in trials:
+        if stage_of(trial) != CONFIRMATION:
+            continue
+        if trial.state in (TrialState.WAITING, TrialState.RUNNING):
+            unfinished = True
+        number, seed = int(trial.user_attrs[CONFIRMS]), int(trial.user_attrs[TRAIN_SEED])
+        present.add((number, seed))
+        if trial.state == TrialState.COMPLETE and trial.value is not None and number in fitness:
+            fitness[number].setdefault(seed, float(trial.value))
+
+    def entry(number: int, against: dict[int, float] | None) -> ConfirmedEntry:
+        by_seed = {s: fitness[number][s] for s in plan.seeds if s in fitness[number]}
+        mean = statistics.fmean(by_seed.values()) if by_seed else None
+        vs = None
+        if against is not None:
+            paired = [by_seed[s] - against[s] for s in plan.seeds if s in by_seed and s in against]
+            vs = paired_interval(paired) if paired else None
+        return ConfirmedEntry(number, plan.entries()[number], plan.screening_fitness.get(number), by_seed, mean, vs)
+
+    baseline = entry(BASELINE_TRIAL, None)
+    candidates = [entry(n, baseline.fitness_by_seed) for n in plan.candidates]
+    done = sum(len(v) for v in fitness.values())
+    # Finished: every planned training exists (the runner enqueues them all at once) and has ended.
+    finished = not unfinished and all((n, s) in present for n, s, _ in plan.trainings())
+    verdict: Verdict | None = None
+    winner: int | None = None
+    if finished:
+        verdict, winner = decide(baseline, candidates)
+    base_values = list(baseline.fitness_by_seed.values())
+    scored = [c for c in candidates if c.mean is not None and c.screening_fitness is not None]
+    return ConfirmationResult(
+        baseline=baseline,
+        candidates=candidates,
+        finished=finished,
+        verdict=verdict,
+        winner=winner,
+        noise_floor=statistics.stdev(base_values) if len(base_values) >= 2 else None,
+        rank_correlation=spearman(
+            [c.screening_fitness for c in scored],  # type: ignore[misc]
+            [c.mean for c in scored],  # type: ignore[misc]
+        ),
+        epochs=plan.epochs,
+        seeds=list(plan.seeds),
+        trainings_done=done,
+        trainings_total=len(plan.trainings()),
+    )

@@ -1,0 +1,144 @@
+"""The confirmation stage's choices and statistics, on known numbers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from service.studies.confirmation import (
+    CONFIRMATION,
+    ConfirmationPlan,
+    ConfirmedEntry,
+    Interval,
+    confirmation_result,
+    confirmation_seeds,
+    decide,
+    paired_interval,
+    plan_confirmation,
+    spearman,
+)
+from service.studies.plan import build_plan
+from workers.trial_attrs import CONFIRMS, IMPORTED, STAGE, TRAIN_SEED
+
+PLAN = build_plan("scratch-low", evolve=["lr0", "mosaic"])
+DISTRIBUTIONS = PLAN.distributions()
+
+
+def _trial(
+    number: int, value: float | None, params: dict[str, Any], state: TrialState = TrialState.COMPLETE, **attrs: Any
+) -> FrozenTrial:
+    trial = optuna.trial.create_trial(
+        params=params,
+        distributions={k: DISTRIBUTIONS[k] for k in params},
+        value=value if state == TrialState.COMPLETE else None,
+        state=state,
+        user_attrs=attrs,
+    )
+    trial.number = number
+    return trial
+
+
+def test_paired_interval_is_students_t_on_the_differences() -> None:
+    interval = paired_interval([0.01, 0.02, 0.03])
+    # mean 0.02, sd 0.01, t(0.975, 2) = 4.302653: half-width 4.302653 x 0.01 / sqrt(3).
+    half = 4.302653 * 0.01 / math.sqrt(3)
+    assert interval.mean == pytest.approx(0.02)
+    assert interval.low == pytest.approx(0.02 - half, abs=1e-6)
+    assert interval.high == pytest.approx(0.02 + half, abs=1e-6)
+    # One pair has a mean but no interval.
+    assert paired_interval([0.05]) == Interval(0.05, None, None)
+
+
+def test_spearman_on_ranks_with_ties_and_too_few_pairs() -> None:
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    # Ties take average ranks: x ranks 1, 2.5, 2.5, 4 against y ranks 1, 2, 3, 4.
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833, abs=1e-6)
+    assert spearman([1, 2], [1, 2]) is None
+    assert spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def _entry(trial: int, mean: float | None, low: float | None = None, high: float | None = None) -> ConfirmedEntry:
+    vs = None if trial == 0 or mean is None else Interval(mean - 0.5, low, high)
+    return ConfirmedEntry(trial, {}, None, {}, mean, vs)
+
+
+def test_verdicts() -> None:
+    baseline = _entry(0, 0.5)
+    # The winner's interval lies above 0: improved.
+    assert decide(baseline, [_entry(3, 0.6, 0.01, 0.2), _entry(4, 0.55, 0.02, 0.1)]) == ("improved", 3)
+    # The winner's interval reaches 0: inconclusive, whatever another candidate's says.
+    assert decide(baseline, [_entry(3, 0.6, -0.01, 0.2), _entry(4, 0.55, 0.02, 0.1)]) == ("inconclusive", 3)
+    # No interval (one seed) cannot be improved.
+    assert decide(baseline, [_entry(3, 0.6)]) == ("inconclusive", 3)
+    # The baseline keeps the lead on a tie.
+    assert decide(baseline, [_entry(3, 0.5, 0.1, 0.2)]) == ("defaults", 0)
+    assert decide(_entry(0, None), [_entry(3, None)]) == ("inconclusive", None)
+
+
+def test_candidates_are_the_top_distinct_trials_other_than_the_baseline() -> None:
+    start = PLAN.start_params()
+    trials = [
+        _trial(0, 0.30, start),
+        _trial(1, 0.50, {"lr0": 0.02, "mosaic": 0.5}),
+        _trial(2, 0.50, {"lr0": 0.02, "mosaic": 0.5}),  # the same hyps as trial 1: not a second candidate
+        _trial(3, 0.45, start),  # the baseline's hyps again (a retry): not a candidate
+        _trial(4, 0.20, {"lr0": 0.03, "mosaic": 0.5}),
+        _trial(5, 0.90, {"lr0": 0.04, "mosaic": 0.2}, TrialState.FAIL),
+        # An imported result with only lr0: mosaic takes the seed's value, as its export would.
+        _trial(6, 0.40, {"lr0": 0.05}, **{IMPORTED: "evolve-csv"}),
+        _trial(7, 0.99, {"lr0": 0.06, "mosaic": 0.5}, **{STAGE: CONFIRMATION, CONFIRMS: 1, TRAIN_SEED: 1}),
+    ]
+    plan = plan_confirmation(PLAN, trials, top_k=2, seeds=[1, 2], epochs=6)
+    assert plan.baseline == start
+    assert plan.candidates == {1: {"lr0": 0.02, "mosaic": 0.5}, 6: {"lr0": 0.05, "mosaic": start["mosaic"]}}
+    assert plan.screening_fitness == {0: 0.30, 1: 0.50, 6: 0.40}
+    assert [(n, s) for n, s, _ in plan.trainings()] == [(0, 1), (1, 1), (6, 1), (0, 2), (1, 2), (6, 2)]
+    assert ConfirmationPlan.from_json(plan.to_json()) == plan
+
+
+def test_confirmation_seeds_differ_from_the_screening_seed() -> None:
+    assert confirmation_seeds(0, 3) == [1, 2, 3]
+    assert confirmation_seeds(2**31 - 1, 2) == [0, 1]
+
+
+def _confirming(number: int, confirms: int, seed: int, value: float | None, state: TrialState) -> FrozenTrial:
+    return _trial(number, value, {"lr0": 0.01}, state, **{STAGE: CONFIRMATION, CONFIRMS: confirms, TRAIN_SEED: seed})
+
+
+def test_result_pairs_the_seeds_and_decides_once_every_training_has_ended() -> None:
+    plan = ConfirmationPlan(
+        baseline={"lr0": 0.01},
+        candidates={4: {"lr0": 0.02}},
+        screening_fitness={0: 0.1, 4: 0.3},
+        seeds=[1, 2],
+        epochs=6,
+    )
+    done = [
+        _confirming(10, 0, 1, 0.20, TrialState.COMPLETE),
+        _confirming(11, 4, 1, 0.25, TrialState.COMPLETE),
+        _confirming(12, 0, 2, 0.30, TrialState.COMPLETE),
+    ]
+    partial = confirmation_result(plan, [*done, _confirming(13, 4, 2, None, TrialState.RUNNING)])
+    assert (partial.finished, partial.verdict, partial.trainings_done) == (False, None, 3)
+    # A lost worker's FAIL was requeued, and its retry completed: the retry's value counts.
+    lost = _confirming(13, 4, 2, None, TrialState.FAIL)
+    result = confirmation_result(plan, [*done, lost, _confirming(14, 4, 2, 0.33, TrialState.COMPLETE)])
+    assert result.finished
+    assert result.baseline.fitness_by_seed == {1: 0.20, 2: 0.30}
+    [candidate] = result.candidates
+    assert candidate.fitness_by_seed == {1: 0.25, 2: 0.33}
+    assert candidate.mean == pytest.approx(0.29)
+    assert candidate.vs_baseline is not None
+    # Paired differences 0.05 and 0.03: mean 0.04, t(0.975, 1) = 12.7062 x sd 0.014142 / sqrt(2).
+    assert candidate.vs_baseline.mean == pytest.approx(0.04)
+    assert candidate.vs_baseline.low == pytest.approx(0.04 - 12.7062047 * 0.01, abs=1e-6)
+    assert (result.verdict, result.winner) == ("inconclusive", 4)
+    assert result.noise_floor == pytest.approx(math.sqrt(0.005))
+    # One candidate: no rank correlation to give.
+    assert result.rank_correlation is None
+    assert (result.trainings_done, result.trainings_total) == (4, 4)

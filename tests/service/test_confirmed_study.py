@@ -1,0 +1,167 @@
+"""A study with a confirmation stage through a real `hypevolve serve`: real trainings, the verdict in
+the API and in hyp.yaml agreeing with the trials' own values, and a service killed mid-confirmation
+resuming it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from hyps import HYP_KEYS, load_seed_hyp
+from tests.helpers import run_to_end, start_server, stop_server, wait_for
+
+pytestmark = pytest.mark.slow
+
+STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "epochs": 1, "n_trials": 3, "parallel": 2,
+         "confirm_top_k": 1, "confirm_seeds": 2, "confirm_epochs": 2}  # fmt: skip
+HEARTBEAT = {"HYPEVOLVE_HEARTBEAT_INTERVAL_S": "1", "HYPEVOLVE_HEARTBEAT_GRACE_S": "8"}
+
+
+@pytest.fixture(scope="module")
+def server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    home = tmp_path_factory.mktemp("home")
+    process, client = start_server(home, shapes_root, f"sqlite:///{home / 'hypevolve.db'}")
+    yield client
+    stop_server(process, client)
+
+
+def _check_confirmation(server: httpx.Client, study: dict[str, Any]) -> None:
+    """What must hold of any finished study with STUDY's confirmation settings."""
+    trials = server.get(f"/studies/{study['id']}/trials").json()
+    screening = [t for t in trials if t["stage"] == "screening"]
+    confirming = [t for t in trials if t["stage"] == "confirmation" and t["state"] == "complete"]
+    # 3 screening trials at the study's seed; the baseline and 1 candidate, each on 2 fresh seeds, 2 epochs.
+    assert len([t for t in screening if t["state"] == "complete"]) == 3
+    assert all(t["seed"] == 0 for t in screening)
+    assert len(confirming) == 4
+    assert {t["seed"] for t in confirming} == {1, 2}
+    assert all(len(t["epochs"]) == 2 for t in confirming)
+
+    confirmation = study["confirmation"]
+    assert confirmation["finished"]
+    assert (confirmation["epochs"], confirmation["seeds"], confirmation["trainings_done"]) == (2, [1, 2], 4)
+    baseline, [candidate] = confirmation["baseline"], confirmation["candidates"]
+    assert baseline["trial"] == 0
+    # The candidate is screening's best trial other than the seed hyps.
+    others = [t for t in screening if t["state"] == "complete" and t["params"] != screening[0]["params"]]
+    assert candidate["trial"] == max(others, key=lambda t: (t["fitness"], -t["number"]))["number"]
+    # Each entry's numbers are its trainings' own fitness, seed by seed.
+    for entry in (baseline, candidate):
+        own = {str(t["seed"]): t["fitness"] for t in confirming if t["confirms"] == entry["trial"]}
+        assert entry["fitness_by_seed"] == own
+        assert entry["mean"] == pytest.approx(statistics.fmean(own.values()))
+        assert all(t["params"] == entry["params"] for t in confirming if t["confirms"] == entry["trial"])
+    differences = [candidate["fitness_by_seed"][s] - baseline["fitness_by_seed"][s] for s in ("1", "2")]
+    assert candidate["vs_baseline"]["mean"] == pytest.approx(statistics.fmean(differences))
+    assert confirmation["noise_floor"] == pytest.approx(statistics.stdev(baseline["fitness_by_seed"].values()))
+    winner = candidate if candidate["mean"] > baseline["mean"] else baseline
+    assert confirmation["winner"] == winner["trial"]
+    expected = (
+        "defaults" if winner is baseline else "improved" if candidate["vs_baseline"]["low"] > 0 else "inconclusive"
+    )
+    assert confirmation["verdict"] == expected
+
+    text = server.get(f"/studies/{study['id']}/hyp.yaml").text
+    hyp = yaml.safe_load(text)
+    assert list(hyp) == list(HYP_KEYS)
+    # hyp.yaml is the winner's: its params for the searched keys, the seed file for the rest.
+    assert {k: hyp[k] for k in winner["params"]} == winner["params"]
+    seed = load_seed_hyp("scratch-low")
+    assert {k: hyp[k] for k in HYP_KEYS if k not in winner["params"]} == {
+        k: seed[k] for k in HYP_KEYS if k not in winner["params"]
+    }
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert f"verdict: {expected}." in header
+    assert f"mean fitness {winner['mean']:.4f}" in header
+    assert "each trained 2 epochs on seeds [1, 2]" in header
+    if expected != "improved":
+        assert "no candidate beat the defaults by more than the noise" in header
+    args = yaml.safe_load(server.get(f"/studies/{study['id']}/args.yaml").text)
+    assert args["epochs"] == 2
+    assert args["lr0"] == winner["params"]["lr0"]
+
+    # ?source=screening keeps the top single screening trial's export.
+    best = study["best"]
+    screened = yaml.safe_load(server.get(f"/studies/{study['id']}/hyp.yaml", params={"source": "screening"}).text)
+    assert {k: screened[k] for k in best["params"]} == best["params"]
+    assert best["trial"] in {t["number"] for t in screening}
+
+
+def test_a_study_confirms_its_best_candidate_and_exports_the_verdict(server: httpx.Client) -> None:
+    created = server.post("/studies", json=STUDY)
+    assert created.status_code == 201, created.text
+    study = run_to_end(server, created.json()["id"])
+    assert study["state"] == "completed", study
+    assert study["stage"] is None
+    assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": 0}
+    _check_confirmation(server, study)
+
+
+def test_confirmation_off_exports_the_top_screening_trial(server: httpx.Client) -> None:
+    study = run_to_end(server, server.post("/studies", json={**STUDY, "confirm_top_k": 0}).json()["id"])
+    assert study["state"] == "completed"
+    assert study["confirmation"] is None
+    assert study["counts"]["complete"] == 3
+    text = server.get(f"/studies/{study['id']}/hyp.yaml").text
+    assert f"trial {study['best']['trial']}" in text.splitlines()[1]
+    assert "verdict" not in text
+
+
+def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hypevolve.db'}"
+    env = {**os.environ, **HEARTBEAT}
+    process, server = start_server(tmp_path, shapes_root, url, env)
+    request = {**STUDY, "parallel": 1}
+    study_id = server.post("/studies", json=request).json()["id"]
+
+    def confirming() -> bool:
+        study = server.get(f"/studies/{study_id}").json()
+        running = [t for t in server.get(f"/studies/{study_id}/trials").json() if t["state"] == "running"]
+        return study["stage"] == "confirmation" and any(t["stage"] == "confirmation" for t in running)
+
+    wait_for(confirming, 300, "a confirmation training to run")
+    plan_before = server.get(f"/studies/{study_id}").json()["confirmation"]
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    server.close()
+
+    process, server = start_server(tmp_path, shapes_root, url, env)
+    try:
+        study = run_to_end(server, study_id, timeout=600)
+        assert study["state"] == "completed", study
+        trials = server.get(f"/studies/{study_id}/trials").json()
+        cut = [t for t in trials if t["error"] == "interrupted: the service stopped while it ran"]
+        assert len(cut) == 1
+        assert cut[0]["stage"] == "confirmation"
+        # Its retry is the same training: same entry, same seed, same params.
+        [retry] = [t for t in trials if t["retry_of"] == cut[0]["number"]]
+        assert (retry["stage"], retry["confirms"], retry["seed"]) == (
+            "confirmation",
+            cut[0]["confirms"],
+            cut[0]["seed"],
+        )
+        assert retry["params"] == cut[0]["params"]
+        # The restart kept the plan: the same candidates on the same seeds, nothing trained twice.
+        after = study["confirmation"]
+        assert [c["trial"] for c in after["candidates"]] == [c["trial"] for c in plan_before["candidates"]]
+        assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": 1}
+        # Every confirmation training, the retry included, trained the confirmation's 2 epochs.
+        assert {len(t["epochs"]) for t in trials if t["stage"] == "confirmation" and t["state"] == "complete"} == {2}
+        _check_confirmation_counts(trials)
+    finally:
+        stop_server(process, server)
+
+
+def _check_confirmation_counts(trials: list[dict[str, Any]]) -> None:
+    done = [(t["confirms"], t["seed"]) for t in trials if t["stage"] == "confirmation" and t["state"] == "complete"]
+    # Every planned training completed exactly once.
+    assert sorted(done) == sorted(set(done))
+    assert len(done) == 4
