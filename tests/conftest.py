@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from service.api.app import create_app
 from service.sample_data import write_sample_dataset
 from service.settings import Settings
+from tests.helpers import free_port, start_server, stop_server
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -105,12 +105,6 @@ def settings(tmp_path: Path, data_root: Path, database_url: str) -> Settings:
     return make_settings(tmp_path / "home", data_root, DATABASE_URL=database_url)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LiveServer:
     """The real app behind a real uvicorn on a loopback port, in a thread of the test process."""
 
@@ -147,3 +141,12 @@ def copy_dataset(source_root: Path, target_root: Path, name: str = "shapes") -> 
     """Copy a data set between data roots; returns the new data.yaml."""
     shutil.copytree(source_root / name, target_root / name)
     return target_root / name / "data.yaml"
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A real `hypevolve serve` process on a SQLite file, with its own local Ray, once per test module."""
+    home = tmp_path_factory.mktemp("home")
+    process, client = start_server(home, shapes_root, f"sqlite:///{home / 'hypevolve.db'}")
+    yield client
+    stop_server(process, client)

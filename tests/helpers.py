@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,9 +20,14 @@ from sqlalchemy import create_engine, func, select
 from hyps import HYP_KEYS, load_seed_hyp
 from service.db import StudyRow
 from service.settings import Settings
-from tests.conftest import free_port
 
 FINISHED = ("completed", "stopped", "failed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:

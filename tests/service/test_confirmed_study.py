@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import statistics
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ pytestmark = pytest.mark.slow
 STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "epochs": 1, "n_trials": 3, "parallel": 2,
          "confirm_top_k": 1, "confirm_seeds": 2, "confirm_epochs": 2}  # fmt: skip
 HEARTBEAT = {"HYPEVOLVE_HEARTBEAT_INTERVAL_S": "1", "HYPEVOLVE_HEARTBEAT_GRACE_S": "8"}
-
-
-@pytest.fixture(scope="module")
-def server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    home = tmp_path_factory.mktemp("home")
-    process, client = start_server(home, shapes_root, f"sqlite:///{home / 'hypevolve.db'}")
-    yield client
-    stop_server(process, client)
 
 
 def _check_confirmation(server: httpx.Client, study: dict[str, Any]) -> None:
@@ -95,22 +86,22 @@ def _check_confirmation(server: httpx.Client, study: dict[str, Any]) -> None:
     assert best["trial"] in {t["number"] for t in screening}
 
 
-def test_a_study_confirms_its_best_candidate_and_exports_the_verdict(server: httpx.Client) -> None:
-    created = server.post("/studies", json=STUDY)
+def test_a_study_confirms_its_best_candidate_and_exports_the_verdict(sqlite_server: httpx.Client) -> None:
+    created = sqlite_server.post("/studies", json=STUDY)
     assert created.status_code == 201, created.text
-    study = run_to_end(server, created.json()["id"])
+    study = run_to_end(sqlite_server, created.json()["id"])
     assert study["state"] == "completed", study
     assert study["stage"] is None
     assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": 0}
-    _check_confirmation(server, study)
+    _check_confirmation(sqlite_server, study)
 
 
-def test_confirmation_off_exports_the_top_screening_trial(server: httpx.Client) -> None:
-    study = run_to_end(server, server.post("/studies", json={**STUDY, "confirm_top_k": 0}).json()["id"])
+def test_confirmation_off_exports_the_top_screening_trial(sqlite_server: httpx.Client) -> None:
+    study = run_to_end(sqlite_server, sqlite_server.post("/studies", json={**STUDY, "confirm_top_k": 0}).json()["id"])
     assert study["state"] == "completed"
     assert study["confirmation"] is None
     assert study["counts"]["complete"] == 3
-    text = server.get(f"/studies/{study['id']}/hyp.yaml").text
+    text = sqlite_server.get(f"/studies/{study['id']}/hyp.yaml").text
     assert f"trial {study['best']['trial']}" in text.splitlines()[1]
     assert "verdict" not in text
 

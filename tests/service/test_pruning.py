@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
-from tests.helpers import run_to_end, start_server, stop_server
+from tests.helpers import run_to_end
 
 pytestmark = pytest.mark.slow
 
 EPOCHS = 6
 
 
-@pytest.fixture(scope="module")
-def server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    home = tmp_path_factory.mktemp("home")
-    process, client = start_server(home, shapes_root, f"sqlite:///{home / 'hypevolve.db'}")
-    yield client
-    stop_server(process, client)
-
-
-def test_median_pruner_stops_trials_that_trail(server: httpx.Client) -> None:
+def test_median_pruner_stops_trials_that_trail(sqlite_server: httpx.Client) -> None:
     # lr0 alone, sampled at random from YOLOv5's range: some draws (lr0 ~ 1e-4) cannot learn in six
     # epochs while the seed trial (lr0 0.01) does; the median pruner must stop those early.
     request = {"dataset": "shapes/data.yaml", "epochs": EPOCHS, "imgsz": 64, "n_trials": 5, "parallel": 1,
                "confirm_top_k": 0, "sampler": "random", "seed": 0, "evolve": ["lr0"], "pruner": "median"}  # fmt: skip
-    created = server.post("/studies", json=request)
+    created = sqlite_server.post("/studies", json=request)
     assert created.status_code == 201, created.text
-    study = run_to_end(server, created.json()["id"])
+    study = run_to_end(sqlite_server, created.json()["id"])
     assert study["state"] == "completed", study
-    trials = server.get(f"/studies/{study['id']}/trials").json()
+    trials = sqlite_server.get(f"/studies/{study['id']}/trials").json()
     pruned = [t for t in trials if t["state"] == "pruned"]
     assert pruned, [(t["params"], t["epochs"]) for t in trials]
     assert study["counts"]["pruned"] == len(pruned)
@@ -46,7 +35,7 @@ def test_median_pruner_stops_trials_that_trail(server: httpx.Client) -> None:
     assert len(pruned) + len(complete) == 5
 
 
-def test_unknown_pruner_lists_the_valid_names(server: httpx.Client) -> None:
-    response = server.post("/studies", json={"dataset": "shapes/data.yaml", "pruner": "asha"})
+def test_unknown_pruner_lists_the_valid_names(sqlite_server: httpx.Client) -> None:
+    response = sqlite_server.post("/studies", json={"dataset": "shapes/data.yaml", "pruner": "asha"})
     assert response.status_code == 422
     assert "valid names: none, median, hyperband, sha" in response.json()["detail"]
