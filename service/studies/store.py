@@ -41,13 +41,17 @@ class StudyRecord:
 
     @classmethod
     def from_row(cls, row: StudyRow) -> StudyRecord:
+        request = dict(row.request)
+        # Studies stored before the confirmation stage existed had none: reading them with today's
+        # default would make a completed study look unconfirmed, and a resumed one grow a stage.
+        request.setdefault("confirm_top_k", 0)
         return cls(
             id=row.id,
             name=row.name,
             optuna_name=row.optuna_name,
             state=StudyState(row.state),
             # Validating again fills fields added after the study was stored with today's defaults.
-            request=StudyRequest.model_validate(row.request),
+            request=StudyRequest.model_validate(request),
             plan=StudyPlan.from_json(row.plan),
             dataset=dict(row.dataset),
             error=row.error,
