@@ -1,4 +1,4 @@
-"""The ``hypevolve`` command: serve the API, write the sample data set, run the Optuna dashboard."""
+"""The hypevolve command line: run the service (serve, dashboard, sample-data) and use it (study)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from service.settings import Settings
+from service.study_cli import add_study_commands, run_study_command
 
 DEFAULT_HOST = "127.0.0.1"
 logger = logging.getLogger("hypevolve")
@@ -63,9 +64,20 @@ def _dashboard(args: argparse.Namespace, settings: Settings) -> None:
     optuna_dashboard.run_server(open_optuna_storage(settings.DATABASE_URL), host=args.host, port=args.port)
 
 
+DESCRIPTION = """\
+Hyperparameter evolution for YOLOv5: run the service, then start and watch studies against it.
+
+  hypevolve serve                                   the REST API on http://127.0.0.1:8000
+  hypevolve study start shapes/data.yaml epochs=3 --watch
+  hypevolve study hyp 1 -o hyp.yaml                 the answer, for python train.py --hyp hyp.yaml
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hypevolve", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="hypevolve", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the REST API (and the studies it starts)")
     serve.add_argument("--host", default=DEFAULT_HOST)
@@ -86,13 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", default=DEFAULT_HOST)
     dashboard.add_argument("--port", type=int, default=8080)
     dashboard.set_defaults(run=_dashboard)
+
+    add_study_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    if args.command == "study":  # a client of a running service: no folders, no logging setup
+        api_key = settings.API_KEY.get_secret_value() if settings.API_KEY is not None else None
+        raise SystemExit(run_study_command(args, settings.URL, api_key))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command != "dashboard":  # the dashboard only reads the database
         settings.prepare_dirs()
     args.run(args, settings)

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     RAY_ADDRESS: str | None = Field(None, description="Join this Ray cluster; unset starts a local Ray.")
     RAY_NUM_CPUS: int | None = Field(None, ge=1, description="CPUs of the local Ray (default: all).")
     CPUS_PER_TRIAL: int = Field(1, ge=1, description="CPUs Ray reserves per trial; the rest of one go to data loading.")
+    URL: str = Field("http://127.0.0.1:8000", description="Where `hypevolve study` commands find the service.")
     API_KEY: SecretStr | None = Field(
         None, description="When set, every route but /healthz needs it (Authorization: Bearer, or X-API-Key)."
     )

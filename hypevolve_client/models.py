@@ -1,0 +1,148 @@
+"""What the API returns, as typed objects (the JSON shapes of service/schemas.py, read-only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Best:
+    trial: int
+    fitness: float
+    params: dict[str, float]
+    metrics: dict[str, float]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Best:
+        return cls(data["trial"], data["fitness"], data["params"], data["metrics"])
+
+
+@dataclass(frozen=True)
+class ConfirmedEntry:
+    """One entry the confirmation stage trained again (trial 0: the seed hyps)."""
+
+    trial: int
+    params: dict[str, float]
+    screening_fitness: float | None
+    fitness_by_seed: dict[int, float]
+    mean: float | None
+    vs_baseline_mean: float | None = None
+    vs_baseline_low: float | None = None
+    vs_baseline_high: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ConfirmedEntry:
+        vs = data.get("vs_baseline") or {}
+        return cls(
+            trial=data["trial"],
+            params=data["params"],
+            screening_fitness=data.get("screening_fitness"),
+            fitness_by_seed={int(k): v for k, v in data["fitness_by_seed"].items()},
+            mean=data.get("mean"),
+            vs_baseline_mean=vs.get("mean"),
+            vs_baseline_low=vs.get("low"),
+            vs_baseline_high=vs.get("high"),
+        )
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    finished: bool
+    verdict: str | None  # improved | inconclusive | defaults, once finished
+    winner: int | None
+    baseline: ConfirmedEntry
+    candidates: list[ConfirmedEntry]
+    noise_floor: float | None
+    rank_correlation: float | None
+    epochs: int
+    seeds: list[int]
+    trainings_done: int
+    trainings_total: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Confirmation:
+        return cls(
+            finished=data["finished"],
+            verdict=data.get("verdict"),
+            winner=data.get("winner"),
+            baseline=ConfirmedEntry.from_json(data["baseline"]),
+            candidates=[ConfirmedEntry.from_json(c) for c in data["candidates"]],
+            noise_floor=data.get("noise_floor"),
+            rank_correlation=data.get("rank_correlation"),
+            epochs=data["epochs"],
+            seeds=list(data["seeds"]),
+            trainings_done=data["trainings_done"],
+            trainings_total=data["trainings_total"],
+        )
+
+
+@dataclass(frozen=True)
+class Study:
+    id: int
+    name: str
+    state: str  # queued | running | completed | stopped | failed
+    stage: str | None  # screening | confirmation while queued or running
+    counts: dict[str, int]
+    best: Best | None
+    confirmation: Confirmation | None
+    error: str | None
+    elapsed_s: float | None
+    eta_s: float | None
+    request: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("completed", "stopped", "failed")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Study:
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            state=data["state"],
+            stage=data.get("stage"),
+            counts=dict(data["counts"]),
+            best=Best.from_json(data["best"]) if data.get("best") else None,
+            confirmation=Confirmation.from_json(data["confirmation"]) if data.get("confirmation") else None,
+            error=data.get("error"),
+            elapsed_s=data.get("elapsed_s"),
+            eta_s=data.get("eta_s"),
+            request=dict(data.get("request") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    state: str  # running | waiting | complete | pruned | fail
+    stage: str  # screening | confirmation
+    seed: int | None
+    confirms: int | None
+    params: dict[str, float]
+    fitness: float | None
+    epochs: list[float]
+    duration_s: float | None
+    error: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trial:
+        return cls(
+            number=data["number"],
+            state=data["state"],
+            stage=data.get("stage", "screening"),
+            seed=data.get("seed"),
+            confirms=data.get("confirms"),
+            params=dict(data["params"]),
+            fitness=data.get("fitness"),
+            epochs=list(data.get("epochs") or []),
+            duration_s=data.get("duration_s"),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int
+    format: str
+    trials: list[int]

@@ -1,0 +1,148 @@
+"""`hypevolve study ...` and the Python client against a real `hypevolve serve`: start and watch a
+study to its end, downloads equal to the API's, and every kind of error with its message and exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hypevolve_client import Client, ClientError, ServiceUnreachable
+from service.study_cli import parse_fields
+from tests.conftest import LiveServer, make_settings
+from tests.helpers import free_port
+
+HYPEVOLVE = str(Path(sys.executable).parent / "hypevolve")
+
+
+def cli(url: str, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HYPEVOLVE_URL": url}
+    env.pop("HYPEVOLVE_API_KEY", None)
+    if key is not None:
+        env["HYPEVOLVE_API_KEY"] = key
+    return subprocess.run([HYPEVOLVE, "study", *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_fields_parse_as_users_type_them(tmp_path: Path) -> None:
+    hyp = tmp_path / "hyp.yaml"
+    hyp.write_text("lr0: 0.02\n")
+    fields = parse_fields(
+        ["epochs=3", "evolve=lr0,momentum", "fixed.mosaic=0.5", "bounds.lr0=0.001,0.05", f"seed_hyp={hyp}",
+         "name=my-study", "gpus_per_trial=0.5", "fitness_weights=0,0,0.1,0.9", "seed_hyp_name=scratch-low"]
+    )  # fmt: skip
+    assert fields == {
+        "epochs": 3,
+        "evolve": ["lr0", "momentum"],
+        "fixed": {"mosaic": 0.5},
+        "bounds": {"lr0": [0.001, 0.05]},
+        "seed_hyp": "lr0: 0.02\n",
+        "name": "my-study",
+        "gpus_per_trial": 0.5,
+        "fitness_weights": [0, 0, 0.1, 0.9],
+        "seed_hyp_name": "scratch-low",  # an unknown field is sent as it is: the service refuses it
+    }
+
+
+@pytest.mark.slow
+def test_start_watch_and_download_through_the_cli(sqlite_server: httpx.Client, tmp_path: Path) -> None:
+    url = str(sqlite_server.base_url)
+    fields = ["epochs=1", "imgsz=64", "n_trials=2", "parallel=2", "confirm_top_k=0", "name=cli-study"]
+    run = cli(url, "start", "shapes/data.yaml", *fields, "--watch")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("study ")
+    assert "'cli-study' started: 2 trials x 1 epochs of yolov5n.yaml at 64 px" in lines[0]
+    study_id = int(lines[0].split()[1])
+    # Not a terminal: plain lines, one per trial as it ended, and the final state.
+    assert sum(line.startswith("trial ") for line in lines) == 2
+    assert f"study {study_id} 'cli-study' completed" in lines
+
+    out = tmp_path / "hyp.yaml"
+    assert cli(url, "hyp", str(study_id), "-o", str(out)).returncode == 0
+    api_text = sqlite_server.get(f"/studies/{study_id}/hyp.yaml").text
+
+    def undated(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("# exported ")]
+
+    assert undated(out.read_text()) == undated(api_text)
+    args = cli(url, "args", str(study_id))
+    assert undated(args.stdout) == undated(sqlite_server.get(f"/studies/{study_id}/args.yaml").text)
+
+    listed = cli(url, "list")
+    assert listed.returncode == 0
+    assert any(line.split()[:3] == [str(study_id), "cli-study", "completed"] for line in listed.stdout.splitlines())
+    trials = cli(url, "trials", str(study_id))
+    assert [line.split()[1] for line in trials.stdout.splitlines()] == ["0", "1"]
+    # watch of a finished study ends at once, with its exit code.
+    assert cli(url, "watch", str(study_id)).returncode == 0
+
+    # The Python client sees the same study, typed.
+    with Client(url) as client:
+        study = client.study(study_id)
+        assert (study.name, study.state, study.counts["complete"]) == ("cli-study", "completed", 2)
+        assert study.best is not None
+        assert study.best.fitness == max(t.fitness or 0.0 for t in client.trials(study_id))
+        assert undated(client.hyp_yaml(study_id)) == undated(api_text)
+
+
+@pytest.mark.slow
+def test_a_stopped_study_watches_to_a_nonzero_exit(sqlite_server: httpx.Client) -> None:
+    url = str(sqlite_server.base_url)
+    started = cli(url, "start", "shapes/data.yaml", "epochs=30", "imgsz=64", "n_trials=3", "confirm_top_k=0")
+    study_id = int(started.stdout.split()[1])
+    stopped = cli(url, "stop", str(study_id))
+    assert stopped.returncode == 0
+    assert stopped.stdout.strip().endswith("stopped")
+    assert cli(url, "watch", str(study_id)).returncode == 1
+
+
+def test_errors_print_the_service_message_and_exit_2(api: httpx.Client) -> None:
+    url = str(api.base_url)
+    bad = cli(url, "start", "shapes/data.yaml", "epochs=0")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: 422: epochs: Input should be greater than or equal to 1 (got 0)"
+    missing = cli(url, "show", "999")
+    assert (missing.returncode, missing.stderr.strip()) == (2, "error: 404: study 999 does not exist")
+    malformed = cli(url, "start", "shapes/data.yaml", "epochs")
+    assert (malformed.returncode, malformed.stderr.strip()) == (2, "error: expected field=value, got 'epochs'")
+
+
+def test_no_service_gets_one_line_saying_how_to_start_one() -> None:
+    run = cli(f"http://127.0.0.1:{free_port()}", "list")
+    assert run.returncode == 3
+    [line] = run.stderr.splitlines()
+    assert "no hypevolve service answers at http://127.0.0.1:" in line
+    assert "start one with `hypevolve serve`" in line
+    with Client(f"http://127.0.0.1:{free_port()}") as client, pytest.raises(ServiceUnreachable):
+        client.studies()
+
+
+def test_a_wrong_key_is_refused_with_the_service_message(tmp_path: Path, data_root: Path) -> None:
+    settings = make_settings(tmp_path / "home", data_root, API_KEY="right-key")
+    with LiveServer(settings) as api:
+        url = str(api.base_url)
+        run = cli(url, "list", key="wrong-key")
+        assert run.returncode == 2
+        assert run.stderr.startswith("error: 401: ")
+        assert cli(url, "list", key="right-key").returncode == 0
+        with Client(url, api_key="wrong-key") as client, pytest.raises(ClientError) as info:
+            client.studies()
+        assert info.value.status == 401
+
+
+def test_the_client_imports_no_server_stack() -> None:
+    heavy = "{'torch', 'ray', 'fastapi', 'service', 'optuna'}"
+    code = f"import sys, hypevolve_client; print(sorted({heavy} & set(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout.strip() == "[]"
+
+
+def test_help_reads_as_plain_text() -> None:
+    for args in ([], ["study"], ["study", "start"]):
+        run = subprocess.run([HYPEVOLVE, *args, "--help"], capture_output=True, text=True, timeout=60, check=True)
+        assert "``" not in run.stdout
+        assert run.stdout.startswith("usage: hypevolve")
