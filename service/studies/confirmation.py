@@ -130,16 +130,20 @@ def saved_plan(study: optuna.Study) -> ConfirmationPlan | None:
     return ConfirmationPlan.from_json(data) if data else None
 
 
-def start_confirmation(study: optuna.Study, plan: StudyPlan, request: StudyRequest) -> ConfirmationPlan:
+def start_confirmation(study: optuna.Study, plan: StudyPlan, request: StudyRequest) -> ConfirmationPlan | None:
     """Choose the candidates once (recorded on the study, so a restart keeps them), then enqueue each
-    planned training that has no trial yet. Each carries its stage, the trial it confirms and its
-    seed; the runner reads them back when it asks for the trial. The sampler is never asked for a
+    planned training that has no trial yet; None, recording nothing, when no completed screening
+    trial differs from the seed hyps (there is nothing to confirm them against). Each training
+    carries its stage, the trial it confirms and its seed; the runner reads them back when it asks
+    for the trial. The sampler is never asked for a
     proposal after this point, so the repeated evaluations cannot bias it."""
     confirmation = saved_plan(study)
     trials = study.get_trials(deepcopy=False)
     if confirmation is None:
         seeds = confirmation_seeds(request.seed, request.confirm_seeds)
         confirmation = plan_confirmation(plan, trials, request.confirm_top_k, seeds, request.confirmation_epochs())
+        if not confirmation.candidates:
+            return None
         study.set_user_attr(PLAN_ATTR, confirmation.to_json())
     existing = {
         (int(t.user_attrs[CONFIRMS]), int(t.user_attrs[TRAIN_SEED])) for t in trials if stage_of(t) == CONFIRMATION

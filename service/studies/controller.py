@@ -222,7 +222,10 @@ class StudyController:
             raise NotReady(f"study {study_id} has no completed trial yet")
         note = None
         if source == "confirmation" and record.request.confirm_top_k > 0:
-            note = "unconfirmed: screening's top trial, one training at one seed; confirmation has not finished"
+            if record.state == StudyState.COMPLETED and self._confirmation(record, self._trials(record)) is None:
+                note = "nothing to confirm: no completed trial differs from the seed hyps"
+            else:
+                note = "unconfirmed: screening's top trial, one training at one seed; confirmation has not finished"
         return record, screening_answer(record, best, note)
 
     def _confirmation(self, record: StudyRecord, trials: list[optuna.trial.FrozenTrial]) -> ConfirmationResult | None:

@@ -106,8 +106,8 @@ class StudyRunner(threading.Thread):
 
         failure = self._drain(study, book, space, gpus, screening=True)
         screened = [t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]) if is_screening(t)]
-        if self._stop_reason is None and failure is None and screened and request.confirm_top_k > 0:
-            start_confirmation(study, plan, request)
+        confirming = self._stop_reason is None and failure is None and screened and request.confirm_top_k > 0
+        if confirming and start_confirmation(study, plan, request) is not None:
             failure = self._drain(study, book, space, gpus, screening=False)
 
         if failure is not None:

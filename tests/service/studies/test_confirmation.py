@@ -9,6 +9,7 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+from service.schemas import StudyRequest
 from service.studies.confirmation import (
     CONFIRMATION,
     ConfirmationPlan,
@@ -19,9 +20,12 @@ from service.studies.confirmation import (
     decide,
     paired_interval,
     plan_confirmation,
+    saved_plan,
     spearman,
+    start_confirmation,
 )
 from service.studies.plan import build_plan
+from workers.storage import open_optuna_storage
 from workers.trial_attrs import CONFIRMS, IMPORTED, STAGE, TRAIN_SEED
 
 PLAN = build_plan("scratch-low", evolve=["lr0", "mosaic"])
@@ -142,3 +146,38 @@ def test_result_pairs_the_seeds_and_decides_once_every_training_has_ended() -> N
     # One candidate: no rank correlation to give.
     assert result.rank_correlation is None
     assert (result.trainings_done, result.trainings_total) == (4, 4)
+
+
+def test_nothing_is_confirmed_when_no_trial_differs_from_the_seed_hyps(database_url: str) -> None:
+    storage = open_optuna_storage(database_url)
+    study = optuna.create_study(storage=storage, direction="maximize")
+    study.add_trial(_trial(0, 0.3, PLAN.start_params()))
+    request = StudyRequest(dataset="shapes/data.yaml", epochs=2, confirm_top_k=2)
+    assert start_confirmation(study, PLAN, request) is None
+    # Nothing recorded, nothing enqueued.
+    assert saved_plan(study) is None
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
+    storage.engine.dispose()
+
+
+def test_confirmation_is_planned_once_and_a_restart_enqueues_only_what_is_missing(database_url: str) -> None:
+    storage = open_optuna_storage(database_url)
+    study = optuna.create_study(storage=storage, direction="maximize")
+    study.add_trial(_trial(0, 0.3, PLAN.start_params()))
+    study.add_trial(_trial(1, 0.5, {"lr0": 0.02, "mosaic": 0.5}))
+    request = StudyRequest(dataset="shapes/data.yaml", epochs=2, confirm_top_k=1, confirm_seeds=2)
+    plan = start_confirmation(study, PLAN, request)
+    assert plan is not None
+    assert (plan.seeds, plan.epochs, list(plan.candidates)) == ([1, 2], 6, [1])
+    waiting = study.get_trials(states=[TrialState.WAITING])
+    assert sorted((t.user_attrs[CONFIRMS], t.user_attrs[TRAIN_SEED]) for t in waiting) == [
+        (0, 1),
+        (0, 2),
+        (1, 1),
+        (1, 2),
+    ]
+    # A better trial imported meanwhile does not change a plan already made, and nothing is enqueued twice.
+    study.add_trial(_trial(2, 0.9, {"lr0": 0.03, "mosaic": 0.5}))
+    assert start_confirmation(study, PLAN, request) == plan
+    assert len(study.get_trials(states=[TrialState.WAITING])) == 4
+    storage.engine.dispose()
