@@ -47,6 +47,10 @@ TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
 
 # ultralytics builds these YOLOv5 ("YOLOv5u", anchor-free) architectures offline from its own yaml.
 _MODEL_PATTERN = re.compile(r"^yolov5[nsmlx]6?\.yaml$")
+# Every number a request carries is finite: NaN or an infinity in a hyp, a bound or a weight would
+# make every fitness NaN. Weights are capped so that no fitness can overflow to infinity.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+MAX_FITNESS_WEIGHT = 1000.0
 # Confirmation trains this many times longer than screening unless a study says otherwise: short
 # trials favour what helps early, and a choice made on them is checked on longer ones.
 CONFIRM_EPOCHS_FACTOR = 3
@@ -78,14 +82,14 @@ class StudyRequest(BaseModel):
         description="Keys to search; default: every key with an effect that YOLOv5 evolves. YOLOv5 hyp keys, "
         f"or ultralytics-only arguments by name ({', '.join(load_ultralytics_space())}).",
     )
-    fixed: dict[str, float] = Field(
+    fixed: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="Keys (YOLOv5 or ultralytics-only) held at these values, not searched."
     )
-    bounds: dict[str, tuple[float, float]] = Field(
+    bounds: dict[str, tuple[FiniteFloat, FiniteFloat]] = Field(
         default_factory=dict,
         description="[low, high] per searched key, inside YOLOv5's bounds (ultralytics' tuner's for its own).",
     )
-    fitness_weights: list[Annotated[float, Field(ge=0)]] = Field(
+    fitness_weights: list[Annotated[float, Field(ge=0, le=MAX_FITNESS_WEIGHT, allow_inf_nan=False)]] = Field(
         default_factory=lambda: list(YOLOV5_FITNESS_WEIGHTS),
         min_length=4,
         max_length=4,
@@ -103,6 +107,7 @@ class StudyRequest(BaseModel):
         None,
         ge=0,
         le=64,
+        allow_inf_nan=False,
         description="GPUs per trial: 1, a fraction (0.5 packs two trainings on one GPU), 0 for CPU; "
         "default the GPUS_PER_TRIAL setting, else 1 when the cluster has GPUs.",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,22 @@ _STATUS: dict[type[HypevolveError], int] = {
 }
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON can carry it: a refused value is echoed back, and NaN, infinities or raw
+    bytes (a body sent as text/plain) would otherwise turn a 422 into a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value[:1000]).decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return repr(value)
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     # ("body", "epochs") -> "epochs"; the "body" prefix says nothing a client does not know.
     parts = [str(p) for p in loc if p != "body"]
@@ -28,7 +45,7 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
     body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, InvalidRequest):
-        body["errors"] = [{"field": exc.field, "value": exc.value, "message": exc.reason}]
+        body["errors"] = [{"field": exc.field, "value": json_safe(exc.value), "message": exc.reason}]
     return JSONResponse(body, status_code=status)
 
 
@@ -38,7 +55,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     for error in exc.errors():
         field = _field_name(tuple(error.get("loc", ())))
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        value = error.get("input") if error.get("type") != "missing" else None
+        value = json_safe(error.get("input")) if error.get("type") != "missing" else None
         errors.append({"field": field, "value": value, "message": message})
     detail = "; ".join(
         f"{e['field']}: {e['message']}" + (f" (got {e['value']!r})" if e["value"] is not None else "") for e in errors

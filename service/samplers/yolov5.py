@@ -34,9 +34,15 @@ PARENTS = 5
 
 
 def select_parent(fitnesses: Sequence[float], rng: np.random.RandomState, parents: int = PARENTS) -> int:
-    """Index of the parent: one of the top ``parents`` by fitness, drawn with weight fitness - min + 1e-6."""
-    order = np.argsort(-np.asarray(fitnesses, dtype=float), kind="stable")[:parents]
-    top = np.asarray(fitnesses, dtype=float)[order]
+    """Index of the parent: one of the top ``parents`` by fitness, drawn with weight fitness - min + 1e-6.
+    A non-finite fitness (which requests can no longer produce) counts as the lowest, so the draw's
+    probabilities stay finite."""
+    values = np.asarray(fitnesses, dtype=float)
+    finite = np.isfinite(values)
+    floor = values[finite].min() if finite.any() else 0.0
+    values = np.where(finite, values, floor)
+    order = np.argsort(-values, kind="stable")[:parents]
+    top = values[order]
     weights = top - top.min() + 1e-6
     return int(order[rng.choice(len(order), p=weights / weights.sum())])
 

@@ -10,6 +10,7 @@ InvalidRequest naming the field and the value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,8 @@ class StudyPlan:
 def _number(field_name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequest(field_name, value, "must be a number")
+    if not math.isfinite(value):
+        raise InvalidRequest(field_name, value, "must be a finite number")
     return float(value)
 
 

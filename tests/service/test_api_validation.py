@@ -189,3 +189,35 @@ def test_study_id_beyond_a_sql_integer_gets_422(api: httpx.Client) -> None:
     response = api.get(f"/studies/{2**63}")
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "path.study_id"
+
+
+NON_FINITE: list[tuple[str, str]] = [
+    ('"seed_hyp": "lr0: .nan\\n"', "seed_hyp.lr0"),
+    ('"seed_hyp": {"lr0": NaN}', "seed_hyp.lr0"),
+    ('"fixed": {"lr0": "nan"}', "fixed.lr0"),
+    ('"bounds": {"lr0": ["-inf", "inf"]}', "bounds.lr0.0"),
+    ('"epochs": NaN', "epochs"),
+    ('"fitness_weights": [NaN, 0, 0, 1]', "fitness_weights.0"),
+    ('"fitness_weights": [1e308, 1e308, 1e308, 1e308]', "fitness_weights.0"),
+    ('"gpus_per_trial": Infinity', "gpus_per_trial"),
+]
+
+
+@pytest.mark.parametrize(("fragment", "field"), NON_FINITE)
+def test_non_finite_or_absurd_numbers_get_422_naming_the_field(
+    api: httpx.Client, settings: Settings, shapes: str, fragment: str, field: str
+) -> None:
+    # Python's JSON reader takes NaN and Infinity; the service must refuse them, not answer 500.
+    body = f'{{"dataset": "{shapes}", {fragment}}}'
+    response = api.post("/studies", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    nothing_written(settings)
+
+
+def test_a_body_sent_as_text_gets_422_not_500(api: httpx.Client, settings: Settings, shapes: str) -> None:
+    body = f'{{"dataset": "{shapes}"}}'
+    response = api.post("/studies", content=body, headers={"content-type": "text/plain"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["value"] == body
+    nothing_written(settings)

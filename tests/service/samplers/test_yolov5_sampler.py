@@ -127,3 +127,11 @@ def test_first_children_mutate_the_seed_then_completed_trials_are_the_parents() 
 
     study.optimize(objective, n_trials=60)
     assert study.best_value > -abs(np.log(0.01 / 0.03)) / 3
+
+
+def test_parent_draw_survives_non_finite_and_tied_fitness() -> None:
+    rng = np.random.RandomState(0)
+    # A non-finite fitness counts as the lowest; ties and all-equal values still give a valid draw.
+    assert select_parent([float("inf"), 0.5, 0.1, float("nan")], rng, parents=1) == 1
+    assert all(select_parent([0.2, 0.2, 0.2], rng) in (0, 1, 2) for _ in range(20))
+    assert select_parent([float("nan")] * 3, rng) in (0, 1, 2)
