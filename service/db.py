@@ -28,6 +28,9 @@ class StudyRow(Base):
     """One study: what was asked for, where it stands, and when."""
 
     __tablename__ = "hv_studies"
+    # Ids are never reused after a delete (a bookmarked link must not point at another study).
+    # PostgreSQL's sequences never reuse; SQLite's rowids do unless the table says AUTOINCREMENT.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it from the class)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)

@@ -75,3 +75,11 @@ def test_the_best_trial_is_kept_and_ties_keep_the_first(store: StudyStore) -> No
     assert best is not None
     assert (best.trial_number, best.fitness, best.params) == (3, 0.5, {"lr0": 0.03})
     assert store.bests() == {study_id: best}
+
+
+def test_ids_are_never_reused_after_a_delete(store: StudyStore) -> None:
+    ids = [_create(store) for _ in range(3)]
+    for study_id in ids:
+        store.delete(study_id)
+    # Every study deleted: the next one still gets a new id, not the first one's.
+    assert _create(store) == max(ids) + 1
