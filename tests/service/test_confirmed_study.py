@@ -17,7 +17,8 @@ import yaml
 from hyps import HYP_KEYS, load_seed_hyp
 from tests.helpers import run_to_end, start_server, stop_server, wait_for
 
-pytestmark = pytest.mark.slow
+# Real trainings in two stages: minutes each on 2 cores, more when the machine is shared.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "epochs": 1, "n_trials": 3, "parallel": 2,
          "confirm_top_k": 1, "confirm_seeds": 2, "confirm_epochs": 2}  # fmt: skip
@@ -89,7 +90,7 @@ def _check_confirmation(server: httpx.Client, study: dict[str, Any]) -> None:
 def test_a_study_confirms_its_best_candidate_and_exports_the_verdict(sqlite_server: httpx.Client) -> None:
     created = sqlite_server.post("/studies", json=STUDY)
     assert created.status_code == 201, created.text
-    study = run_to_end(sqlite_server, created.json()["id"])
+    study = run_to_end(sqlite_server, created.json()["id"], timeout=900)
     assert study["state"] == "completed", study
     assert study["stage"] is None
     assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": 0}
@@ -97,7 +98,9 @@ def test_a_study_confirms_its_best_candidate_and_exports_the_verdict(sqlite_serv
 
 
 def test_confirmation_off_exports_the_top_screening_trial(sqlite_server: httpx.Client) -> None:
-    study = run_to_end(sqlite_server, sqlite_server.post("/studies", json={**STUDY, "confirm_top_k": 0}).json()["id"])
+    study = run_to_end(
+        sqlite_server, sqlite_server.post("/studies", json={**STUDY, "confirm_top_k": 0}).json()["id"], timeout=900
+    )
     assert study["state"] == "completed"
     assert study["confirmation"] is None
     assert study["counts"]["complete"] == 3
@@ -118,7 +121,7 @@ def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_
         running = [t for t in server.get(f"/studies/{study_id}/trials").json() if t["state"] == "running"]
         return study["stage"] == "confirmation" and any(t["stage"] == "confirmation" for t in running)
 
-    wait_for(confirming, 300, "a confirmation training to run")
+    wait_for(confirming, 600, "a confirmation training to run")
     plan_before = server.get(f"/studies/{study_id}").json()["confirmation"]
     process.send_signal(signal.SIGKILL)
     process.wait(30)
@@ -126,7 +129,7 @@ def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_
 
     process, server = start_server(tmp_path, shapes_root, url, env)
     try:
-        study = run_to_end(server, study_id, timeout=600)
+        study = run_to_end(server, study_id, timeout=900)
         assert study["state"] == "completed", study
         trials = server.get(f"/studies/{study_id}/trials").json()
         cut = [t for t in trials if t["error"] == "interrupted: the service stopped while it ran"]

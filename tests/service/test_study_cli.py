@@ -24,7 +24,7 @@ def cli(url: str, *args: str, key: str | None = None) -> subprocess.CompletedPro
     env.pop("HYPEVOLVE_API_KEY", None)
     if key is not None:
         env["HYPEVOLVE_API_KEY"] = key
-    return subprocess.run([HYPEVOLVE, "study", *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([HYPEVOLVE, "study", *args], env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_fields_parse_as_users_type_them(tmp_path: Path) -> None:
