@@ -77,7 +77,7 @@ def stop_server(process: subprocess.Popen[bytes], client: httpx.Client) -> None:
         process.kill()
 
 
-def run_to_end(server: httpx.Client, study_id: int, timeout: float = 420) -> dict[str, Any]:
+def run_to_end(server: httpx.Client, study_id: int, timeout: float = 900) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         study = server.get(f"/studies/{study_id}").json()
         return study if study["state"] in FINISHED else None
