@@ -94,7 +94,8 @@ def confirmed_answer(record: StudyRecord, result: ConfirmationResult) -> Answer:
     lines = [
         f"hypevolve study '{record.name}' (id {record.id}, {record.state}): its confirmed answer",
         *verdict,
-        f"confirmed: the seed hyps and {len(result.candidates)} candidates each trained {result.epochs} epochs "
+        f"confirmed: the seed hyps and {len(result.candidates)} candidate{'s' if len(result.candidates) != 1 else ''} "
+        f"each trained {result.epochs} epochs "
         f"on seeds {result.seeds}",
         f"this entry (trial {winner.trial}): mean fitness {_number(winner.mean)} ({by_seed}); seed hyps mean "
         f"{_number(baseline.mean)}; noise floor (seed hyps' sd across seeds) {_number(result.noise_floor)}",

@@ -1,0 +1,406 @@
+"""Benchmark what a user gets: each method's exported hyps, trained longer, on fresh seeds.
+
+For each data set, each method searches (or not), exports one hyp set, and that hyp set is then
+trained ``--final-epochs`` epochs (default 5 x the trial epochs) on ``--final-seeds`` (none of them
+a search seed). Reported: mean final fitness with a 95% t-interval, the paired difference to
+scratch-low's final trainings (same final seeds), and the training epochs each method spent
+searching (confirmation included).
+
+Methods:
+  scratch-low          YOLOv5's hyp.scratch-low.yaml untouched: the reference (no search)
+  hypevolve            the service with its confirmation stage (--confirm-top-k, --confirm-seeds,
+                       --confirm-epochs), exporting the confirmed winner
+  hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
+                       as fit the same epochs, exporting the top screening trial
+  tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
+                       epochs; its best_hyperparameters.yaml (it searches close_mosaic itself)
+  *-cm10               the same with the trials' close_mosaic fixed at 10 (ultralytics' default)
+
+Fitness everywhere: 0.1 x mAP50 + 0.9 x mAP50-95 of the last epoch. Writes to --out: trainings.csv
+(every search trial and final training), summary.md, final_fitness.png.
+
+    .venv/bin/python bench/what_users_get.py                       # both generated data sets
+    .venv/bin/python bench/what_users_get.py --data path/to/data.yaml --epochs 10 --trials 30
+    .venv/bin/python bench/what_users_get.py --summarize           # redo summary and plot from the CSV
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import optuna  # noqa: E402
+import ray  # noqa: E402
+import ultralytics  # noqa: E402
+import yaml  # noqa: E402
+
+from bench.small_objects import write_small_objects_dataset  # noqa: E402
+from hyps import hyp_train_args, load_seed_hyp, ultralytics_only, untranslate_args  # noqa: E402
+from service.datasets import check_dataset  # noqa: E402
+from service.ray_runtime import connect_ray, disconnect_ray  # noqa: E402
+from service.sample_data import write_sample_dataset  # noqa: E402
+from service.schemas import StudyRequest  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from service.studies.confirmation import paired_interval  # noqa: E402
+from service.studies.controller import StudyController  # noqa: E402
+from workers.offline import seal_ultralytics  # noqa: E402
+from workers.training import TrialSpec, train_trial  # noqa: E402
+
+METHODS = (
+    "scratch-low",
+    "hypevolve",
+    "hypevolve-cm10",
+    "hypevolve-noconf",
+    "hypevolve-noconf-cm10",
+    "tuner",
+)
+GENERATED = {
+    # name: (writer, imgsz). The shapes set at half the sample's training images: a final training
+    # then takes about a minute on 2 cores.
+    "shapes": (partial(write_sample_dataset, n_train=256, n_val=64), 64),
+    "small-objects": (write_small_objects_dataset, 96),
+}
+FIELDS = ["dataset", "method", "stage", "seed", "epochs", "fitness", "wall_s", "note"]
+
+
+@dataclass
+class Row:
+    dataset: str
+    method: str
+    stage: str  # search | final
+    seed: int
+    epochs: int
+    fitness: float | None
+    wall_s: float
+    note: str = ""
+
+
+def append_rows(path: Path, rows: list[Row]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, FIELDS)
+        if new:
+            writer.writeheader()
+        for row in rows:
+            values = asdict(row)
+            values["fitness"] = "" if row.fitness is None else f"{row.fitness:.5f}"
+            values["wall_s"] = f"{row.wall_s:.1f}"
+            writer.writerow(values)
+
+
+def read_rows(path: Path) -> list[Row]:
+    with path.open() as handle:
+        return [
+            Row(
+                r["dataset"],
+                r["method"],
+                r["stage"],
+                int(r["seed"]),
+                int(r["epochs"]),
+                float(r["fitness"]) if r["fitness"] else None,
+                float(r["wall_s"]),
+                r["note"],
+            )
+            for r in csv.DictReader(handle)
+        ]
+
+
+# -- the searches -----------------------------------------------------------------------------
+
+
+def search_budget(args: argparse.Namespace) -> int:
+    """Epochs the confirmation method spends: screening plus (top_k + baseline) x seeds x confirm epochs."""
+    confirm_epochs = args.confirm_epochs or 3 * args.epochs
+    return args.trials * args.epochs + (args.confirm_top_k + 1) * args.confirm_seeds * confirm_epochs
+
+
+def run_service(
+    method: str, name: str, data_root: Path, dataset: str, imgsz: int, args: argparse.Namespace, work: Path
+) -> tuple[dict[str, Any], list[Row]]:
+    """One study; returns the exported ultralytics train arguments and a row per training."""
+    settings = Settings(HOME=work / f"{name}-{method}", DATA_ROOT=data_root)  # type: ignore[call-arg]
+    controller = StudyController(settings, connect_ray=lambda: connect_ray(settings))
+    confirm = not method.startswith("hypevolve-noconf")
+    n_trials = args.trials if confirm else max(2, round(search_budget(args) / args.epochs))
+    request = StudyRequest(
+        dataset=dataset, model=args.model, epochs=args.epochs, imgsz=imgsz, batch=args.batch, n_trials=n_trials,
+        parallel=2, seed=args.search_seed, confirm_top_k=args.confirm_top_k if confirm else 0,
+        confirm_seeds=args.confirm_seeds, confirm_epochs=args.confirm_epochs,
+        fixed={"close_mosaic": 10} if method.endswith("-cm10") else {},
+    )  # fmt: skip
+    study = controller.create_study(request)
+    while (study := controller.get_study(study.id)).state in ("queued", "running"):
+        time.sleep(1)
+    trials = controller.trials(study.id)
+    exported = yaml.safe_load(controller.args_yaml(study.id)[0])
+    header = [line for line in controller.hyp_yaml(study.id)[0].splitlines() if line.startswith("# verdict")]
+    controller.shutdown()
+    verdict = study.confirmation.verdict if study.confirmation else "none"
+    rows = [
+        Row(
+            name,
+            method,
+            f"search-{t.stage}",
+            t.seed or 0,
+            len(t.epochs),
+            t.fitness,
+            t.duration_s or 0.0,
+            f"trial {t.number}",
+        )
+        for t in trials
+        if t.state in ("complete", "pruned")
+    ]
+    rows.append(Row(name, method, "verdict", args.search_seed, 0, None, 0.0, f"{verdict}; {' '.join(header)[:300]}"))
+    return exported, rows
+
+
+def run_tuner(
+    name: str, data_yaml: Path, imgsz: int, args: argparse.Namespace, work: Path
+) -> tuple[dict[str, Any], list[Row]]:
+    seal_ultralytics()
+    from ultralytics import YOLO
+
+    iterations = max(2, round(search_budget(args) / args.epochs))
+    folder = f"tune-{name}"
+    started = time.monotonic()
+    YOLO(args.model).tune(
+        data=str(data_yaml), epochs=args.epochs, iterations=iterations, imgsz=imgsz, batch=args.batch,
+        optimizer="SGD", seed=args.search_seed, workers=0, plots=False, save=False, val=True, verbose=False,
+        project=str(work), name=folder, exist_ok=True,
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    best = yaml.safe_load((work / folder / "best_hyperparameters.yaml").read_text())
+    records = [json.loads(line) for line in (work / folder / "tune_results.ndjson").read_text().splitlines() if line]
+    rows = [
+        Row(
+            name,
+            "tuner",
+            "search-screening",
+            args.search_seed,
+            args.epochs,
+            float(r.get("fitness", 0.0)),
+            wall / len(records),
+            f"iteration {i}",
+        )
+        for i, r in enumerate(records)
+    ]
+    return {**best, "optimizer": "SGD"}, rows
+
+
+def exported_args(method: str, name: str, data_root: Path, data_yaml: Path, imgsz: int, args: argparse.Namespace,
+                  work: Path) -> tuple[dict[str, Any], list[Row]]:  # fmt: skip
+    dataset = f"{data_yaml.parent.name}/{data_yaml.name}"
+    if method == "scratch-low":
+        return hyp_train_args(load_seed_hyp("scratch-low"), {}), []
+    if method == "tuner":
+        return run_tuner(name, data_yaml, imgsz, args, work)
+    return run_service(method, name, data_root, dataset, imgsz, args, work)
+
+
+# -- the final trainings ------------------------------------------------------------------------
+
+
+def _final(spec: TrialSpec) -> tuple[float, float]:
+    started = time.monotonic()
+    result = train_trial(spec)
+    return result.fitness, time.monotonic() - started
+
+
+def final_trainings(
+    method: str, name: str, train_args: dict[str, Any], data: dict[str, Any], imgsz: int, args: argparse.Namespace,
+    work: Path, pool: ProcessPoolExecutor,
+) -> list[Row]:  # fmt: skip
+    # Back into YOLOv5 terms plus ultralytics-only arguments: what train_trial takes (and turns into
+    # the same ultralytics arguments again).
+    hyp = {**load_seed_hyp("scratch-low"), **untranslate_args(train_args)}
+    extras = ultralytics_only(train_args)
+    epochs = args.final_epochs or 5 * args.epochs
+    specs = [
+        TrialSpec(
+            trial_number=seed,
+            data=data,
+            model=args.model,
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=args.batch,
+            seed=seed,
+            hyp=hyp,
+            ultralytics_args=extras,
+            output_dir=str(work / f"final-{name}-{method}" / str(seed)),
+        )
+        for seed in args.final_seeds
+    ]
+    results = list(pool.map(_final, specs))
+    return [
+        Row(name, method, "final", seed, epochs, fitness, wall, json.dumps(extras))
+        for seed, (fitness, wall) in zip(args.final_seeds, results, strict=True)
+    ]
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def _interval_text(values: list[float]) -> str:
+    if not values:
+        return "-"
+    interval = paired_interval(values)
+    if interval.low is None or interval.high is None:
+        return f"{interval.mean:.4f}"
+    return f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]"
+
+
+def setup_text(args: argparse.Namespace, imgsz: int) -> str:
+    return (
+        f"{args.model} at imgsz {imgsz}, batch {args.batch}; trials of {args.epochs} epochs; confirmation: top "
+        f"{args.confirm_top_k} + baseline x {args.confirm_seeds} seeds x {args.confirm_epochs or 3 * args.epochs} "
+        f"epochs; final trainings {args.final_epochs or 5 * args.epochs} epochs on seeds {args.final_seeds}; "
+        f"search seed {args.search_seed} (one search per method). Equal compute: every searching method gets "
+        f"about {search_budget(args)} training epochs ({args.trials} screening trials for the confirmation method)."
+    )
+
+
+def summarize(rows: list[Row], args: argparse.Namespace, out: Path) -> None:
+    lines = [
+        "# What users get: each method's exported hyps, trained longer on fresh seeds",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; Python {platform.python_version()}, "
+        f"ultralytics {ultralytics.__version__}, optuna {optuna.__version__}, ray {ray.__version__}; "
+        f"{time.strftime('%Y-%m-%d')}.",
+        "",
+        "Final fitness: mean of the final trainings with a 95% t-interval over the final seeds. vs scratch-low: the "
+        "mean paired difference (same final seed) with its 95% t-interval.",
+        "",
+    ]
+    for name in dict.fromkeys(r.dataset for r in rows):
+        here = [r for r in rows if r.dataset == name]
+        base = {r.seed: r.fitness for r in here if r.method == "scratch-low" and r.stage == "final"}
+        setup = out / f"setup-{name}.txt"
+        lines += [f"## {name}", "", setup.read_text().strip() if setup.exists() else "", ""]
+        lines += [
+            "| method | search epochs | final fitness | vs scratch-low | study verdict |",
+            "|---|---|---|---|---|",
+        ]
+        for method in dict.fromkeys(r.method for r in here):
+            finals = {
+                r.seed: r.fitness for r in here if r.method == method and r.stage == "final" and r.fitness is not None
+            }
+            spent = sum(r.epochs for r in here if r.method == method and r.stage.startswith("search"))
+            paired = [finals[s] - base[s] for s in finals if base.get(s) is not None]  # type: ignore[operator]
+            verdict = next((r.note.split(";")[0] for r in here if r.method == method and r.stage == "verdict"), "-")
+            final_text = "-"
+            if finals:
+                interval = paired_interval(list(finals.values()))
+                final_text = (
+                    f"{interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]"
+                    if interval.low is not None and interval.high is not None
+                    else f"{interval.mean:.4f}"
+                )
+            vs = "reference" if method == "scratch-low" else _interval_text(paired)
+            lines.append(f"| {method} | {spent} | {final_text} | {vs} | {verdict} |")
+        lines.append("")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+    plot(rows, out)
+
+
+def plot(rows: list[Row], out: Path) -> None:
+    names = list(dict.fromkeys(r.dataset for r in rows))
+    figure, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.2), tight_layout=True, squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        finals = [r for r in rows if r.dataset == name and r.stage == "final" and r.fitness is not None]
+        methods = list(dict.fromkeys(r.method for r in finals))
+        for x, method in enumerate(methods):
+            values = [r.fitness for r in finals if r.method == method]
+            ax.scatter([x] * len(values), values, color="tab:blue", alpha=0.6, s=18)
+            interval = paired_interval(values)  # type: ignore[arg-type]
+            if interval.low is not None and interval.high is not None:
+                ax.errorbar([x + 0.15], [interval.mean], yerr=[[interval.mean - interval.low],
+                            [interval.high - interval.mean]], fmt="o", color="black", capsize=4)  # fmt: skip
+        ax.set_xticks(range(len(methods)), methods, rotation=25, ha="right", fontsize=8)
+        ax.set_ylabel("final fitness (0.1 mAP50 + 0.9 mAP50-95)")
+        ax.set_title(f"{name}: final trainings (dots) and mean with 95% t-interval", fontsize=9)
+    figure.savefig(out / "final_fitness.png", dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, help="a data.yaml of yours; default: both generated data sets")
+    parser.add_argument("--imgsz", type=int, help="default: 64 for shapes, 96 for small-objects, else 640")
+    parser.add_argument("--sets", nargs="+", default=list(GENERATED), choices=list(GENERATED))
+    parser.add_argument("--model", default="yolov5n.yaml")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per search trial")
+    parser.add_argument("--trials", type=int, default=8, help="screening trials of the confirmation method")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--confirm-top-k", type=int, default=2)
+    parser.add_argument("--confirm-seeds", type=int, default=2)
+    parser.add_argument("--confirm-epochs", type=int, default=None, help="default 3 x --epochs")
+    parser.add_argument("--final-epochs", type=int, default=None, help="default 5 x --epochs")
+    parser.add_argument("--final-seeds", type=int, nargs="+", default=[100, 101, 102])
+    parser.add_argument("--search-seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "users_get")
+    parser.add_argument("--summarize", action="store_true", help="only redo summary.md and the plot from the CSV")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / "trainings.csv"
+    if args.summarize:
+        summarize(read_rows(csv_path), args, args.out)
+        return 0
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    with tempfile.TemporaryDirectory(prefix="hypevolve-users-get-") as tmp:
+        work = Path(tmp)
+        sets: list[tuple[str, Path, int]] = []
+        if args.data:
+            sets.append((args.data.parent.name, args.data.resolve(), args.imgsz or 640))
+        else:
+            for name in args.sets:
+                writer, imgsz = GENERATED[name]
+                sets.append((name, writer(work / "data" / name), args.imgsz or imgsz))
+        connect_ray(Settings(HOME=work / "ray", DATA_ROOT=work))  # type: ignore[call-arg]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            for name, data_yaml, imgsz in sets:
+                data_root = data_yaml.parent.parent
+                data = check_dataset(data_root, f"{data_yaml.parent.name}/{data_yaml.name}")
+                (args.out / f"setup-{name}.txt").write_text(setup_text(args, imgsz) + "\n")
+                for method in args.methods:
+                    started = time.monotonic()
+                    print(f"== {name}: {method}", flush=True)
+                    train_args, rows = exported_args(method, name, data_root, data_yaml, imgsz, args, work)
+                    rows += final_trainings(method, name, train_args, data, imgsz, args, work, pool)
+                    append_rows(csv_path, rows)
+                    finals = [r.fitness for r in rows if r.stage == "final" and r.fitness is not None]
+                    mean = statistics.fmean(finals) if finals else math.nan
+                    print(f"   {time.monotonic() - started:.0f}s; final fitness mean {mean:.4f} {finals}", flush=True)
+        disconnect_ray()
+        if ray.is_initialized():
+            ray.shutdown()
+    summarize(read_rows(csv_path), args, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
