@@ -104,7 +104,9 @@ def run_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult:
         trial.report(value, epoch)
         reported.append(value)
         last_metrics.update(metrics)
-        if trial.should_prune():
+        # After the last epoch there is nothing left to save: a finished training is a result, not a
+        # pruned one, whatever the pruner would say of its final value.
+        if epoch + 1 < spec.epochs and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
     _limit_cpu_threads()
