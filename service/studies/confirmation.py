@@ -43,11 +43,11 @@ PLAN_ATTR = "hypevolve_confirmation"
 Verdict = Literal["improved", "inconclusive", "defaults"]
 
 
-def stage_of(trial: FrozenTrial) -> str:
+def stage_of(trial: FrozenTrial | optuna.Trial) -> str:
     return str(trial.user_attrs.get(STAGE, SCREENING))
 
 
-def is_screening(trial: FrozenTrial) -> bool:
+def is_screening(trial: FrozenTrial | optuna.Trial) -> bool:
     return stage_of(trial) == SCREENING
 
 

@@ -213,16 +213,15 @@ class StudyController:
         """The confirmed winner once confirmation has finished (unless ``source`` is screening), else
         screening's top trial, saying why it is unconfirmed."""
         record = self.store.get(study_id)
-        if source == "confirmation":
-            result = self._confirmation(record, self._trials(record))
-            if result is not None and result.finished and result.winner is not None:
-                return record, confirmed_answer(record, result)
+        result = self._confirmation(record, self._trials(record)) if source == "confirmation" else None
+        if result is not None and result.finished and result.winner is not None:
+            return record, confirmed_answer(record, result)
         best = self.store.best(study_id)
         if best is None:
             raise NotReady(f"study {study_id} has no completed trial yet")
         note = None
         if source == "confirmation" and record.request.confirm_top_k > 0:
-            if record.state == StudyState.COMPLETED and self._confirmation(record, self._trials(record)) is None:
+            if record.state == StudyState.COMPLETED and result is None:
                 note = "nothing to confirm: no completed trial differs from the seed hyps"
             else:
                 note = "unconfirmed: screening's top trial, one training at one seed; confirmation has not finished"

@@ -25,7 +25,7 @@ from service.studies.trials import TrialBook, counted_failures
 from workers.storage import open_optuna_storage
 from workers.task import ReportTo
 from workers.training import TrialResult, TrialSpec
-from workers.trial_attrs import ERROR, STAGE, TRAIN_SEED
+from workers.trial_attrs import ERROR, TRAIN_SEED
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ class RunnerContext:
     store: StudyStore
     connect_ray: Callable[[], dict[str, float]]
     trial_task: Any
-
-
-def is_screening_trial(trial: optuna.Trial) -> bool:
-    return STAGE not in trial.user_attrs
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -141,7 +137,7 @@ class StudyRunner(threading.Thread):
         while self._stop_reason is None and failure is None:
             while len(inflight) < request.parallel and more():
                 trial = self._ask(study, space)
-                used += is_screening_trial(trial)
+                used += is_screening(trial)
                 # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
                 report_to = ReportTo(
                     settings.DATABASE_URL,
@@ -149,7 +145,7 @@ class StudyRunner(threading.Thread):
                     book.trial_id(trial.number),
                     settings.HEARTBEAT_INTERVAL_S,
                     # Confirmation trainings are never pruned: each is one paired measurement.
-                    request.pruner if is_screening_trial(trial) else "none",
+                    request.pruner if is_screening(trial) else "none",
                 )
                 ref = self._dispatch(self._spec(trial), report_to, gpus)
                 inflight[ref] = trial
@@ -182,7 +178,7 @@ class StudyRunner(threading.Thread):
         """What trial ``trial`` trains: a screening trial at the study's seed and epochs; a confirmation
         training at the seed it was enqueued with, for confirmation's epochs."""
         settings, request, plan = self._context.settings, self._record.request, self._record.plan
-        screening = is_screening_trial(trial)
+        screening = is_screening(trial)
         return TrialSpec(
             trial_number=trial.number,
             data=self._record.dataset,
@@ -238,7 +234,7 @@ class StudyRunner(threading.Thread):
         if result.pruned:
             book.prune(number, result.user_attrs())
             return
-        if book.complete(number, result.fitness, result.user_attrs()) and is_screening_trial(trial):
+        if book.complete(number, result.fitness, result.user_attrs()) and is_screening(trial):
             # The best-trial row is screening's (what ?source=screening exports); confirmation
             # trainings are judged together, in the verdict.
             self._context.store.record_if_best(self.study_id, number, trial.params, result.fitness, result.metrics)
