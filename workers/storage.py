@@ -17,7 +17,9 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     """SQLAlchemy engine options for ``url``: a generous lock timeout on SQLite, liveness checks elsewhere."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
-    return {"pool_pre_ping": True}
+    # A server that does not answer (down, or a network partition) fails a connection in seconds
+    # rather than hanging the caller; workers.db_retry decides whether to try again.
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -15,9 +16,12 @@ import optuna
 import ray
 
 from workers import trial_attrs
+from workers.db_retry import first_line, is_transient_db_error, retry_db
 from workers.pruning import build_pruner
 from workers.storage import open_optuna_storage
 from workers.training import Placement, TrialResult, TrialSpec, train_trial
+
+logger = logging.getLogger(__name__)
 
 
 def assigned_device() -> str:
@@ -53,7 +57,12 @@ def heartbeat(storage: Any, trial_id: int, interval_s: float) -> Iterator[None]:
 
     def beat() -> None:
         while True:
-            storage.record_heartbeat(trial_id)
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception as exc:  # a database restarting: beat again next time, never die of it
+                if not is_transient_db_error(exc):
+                    raise
+                logger.warning("trial %d: heartbeat not recorded (%s)", trial_id, first_line(exc))
             if stop.wait(interval_s):
                 return
 
@@ -89,24 +98,29 @@ def run_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult:
     Returns the TrialResult with where it ran; a pruned training returns ``pruned=True`` and the
     epochs it trained.
     """
-    storage = open_optuna_storage(report_to.storage_url)
+    # Every database call below waits out a restart (workers.db_retry); if the database stays away
+    # longer, DatabaseUnreachable ends the training and the controller requeues it as an interruption.
+    storage = retry_db(lambda: open_optuna_storage(report_to.storage_url), "open storage")
     trial_id = report_to.trial_id
     where = placement_here()
     # Where the trial runs, recorded before training: an operator (or a test) can find the process.
-    storage.set_trial_user_attr(trial_id, trial_attrs.WORKER, asdict(where))
+    retry_db(lambda: storage.set_trial_user_attr(trial_id, trial_attrs.WORKER, asdict(where)), "worker placement")
     pruner = build_pruner(report_to.pruner, spec.epochs)
-    study = optuna.load_study(study_name=report_to.study_name, storage=storage, pruner=pruner)
+    study = retry_db(
+        lambda: optuna.load_study(study_name=report_to.study_name, storage=storage, pruner=pruner), "load study"
+    )
     trial = optuna.trial.Trial(study, trial_id)
     reported: list[float] = []
     last_metrics: dict[str, float] = {}
 
     def report(epoch: int, value: float, metrics: dict[str, float]) -> None:
-        trial.report(value, epoch)
+        # Reporting a step again is harmless: Optuna keeps the first value of a step.
+        retry_db(lambda: trial.report(value, epoch), f"trial {spec.trial_number} epoch {epoch}")
         reported.append(value)
         last_metrics.update(metrics)
         # After the last epoch there is nothing left to save: a finished training is a result, not a
         # pruned one, whatever the pruner would say of its final value.
-        if epoch + 1 < spec.epochs and trial.should_prune():
+        if epoch + 1 < spec.epochs and retry_db(trial.should_prune, f"trial {spec.trial_number} pruning"):
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
     _limit_cpu_threads()
