@@ -40,7 +40,7 @@ _STATE_CHANGES: dict[StudyState, frozenset[StudyState]] = {
     StudyState.RUNNING: frozenset({StudyState.RUNNING, StudyState.COMPLETED, StudyState.STOPPED, StudyState.FAILED}),
     StudyState.STOPPED: frozenset({StudyState.QUEUED}),  # resume
     StudyState.COMPLETED: frozenset(),
-    StudyState.FAILED: frozenset(),
+    StudyState.FAILED: frozenset({StudyState.QUEUED}),  # resume, once the cause is fixed
 }
 
 TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
@@ -246,6 +246,11 @@ class StudyOut(BaseModel):
     confirmation: ConfirmationOut | None = Field(
         None, description="Once screening has ended (and confirm_top_k > 0): the confirmation stage and its verdict."
     )
+    waiting: str | None = Field(
+        None,
+        description="Why a running study runs no trials at the moment, e.g. 'waiting for Ray: <why>' while Ray "
+        "is restarted; null otherwise.",
+    )
 
 
 class TrialOut(BaseModel):
@@ -283,6 +288,12 @@ class FieldError(BaseModel):
     field: str
     value: Any = None
     message: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"] = Field(description="degraded: the database does not answer.")
+    database: str = Field(description='"ok", or "unreachable: <why>".')
+    ray: str = Field(description='"not started" (until the first study), "connecting", "connected: CPU n, GPU m", ...')
 
 
 class ErrorOut(BaseModel):

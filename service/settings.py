@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     HEARTBEAT_GRACE_S: int = Field(
         120, ge=2, description="A running trial with no heartbeat for this long is failed as lost, and retried."
     )
+    DB_PATIENCE_S: float = Field(
+        300,
+        gt=0,
+        le=86400,
+        description="How long a running study waits for an unreachable database (a restart) before it fails.",
+    )
     GPUS_PER_TRIAL: float | None = Field(
         None,
         ge=0,

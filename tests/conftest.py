@@ -34,6 +34,16 @@ def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def small_shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample data set at a quarter of its training images, at shapes/: for tests of the service's
+    mechanics (scheduling, failures, exports), whose trainings are real but need not learn much.
+    Tests that depend on how well a training learns use shapes_root."""
+    root = tmp_path_factory.mktemp("small-data")
+    write_sample_dataset(root / "shapes", n_train=128, n_val=32)
+    return root
+
+
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -145,10 +155,11 @@ def copy_dataset(source_root: Path, target_root: Path, name: str = "shapes") -> 
 
 
 @pytest.fixture(scope="module")
-def sqlite_server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A real `hypevolve serve` process on a SQLite file, with its own local Ray, once per test module."""
+def sqlite_server(small_shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A real `hypevolve serve` process on a SQLite file, with its own local Ray, once per test module,
+    serving the small sample data set."""
     home = tmp_path_factory.mktemp("home")
-    process, client = start_server(home, shapes_root, f"sqlite:///{home / 'hypevolve.db'}")
+    process, client = start_server(home, small_shapes_root, f"sqlite:///{home / 'hypevolve.db'}")
     yield client
     stop_server(process, client)
 

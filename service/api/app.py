@@ -12,9 +12,11 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimitMiddleware
 from service.api.security import APIKeyMiddleware
 from service.api.studies import Controller, router
-from service.ray_runtime import connect_ray, disconnect_ray
+from service.ray_runtime import connect_ray, disconnect_ray, ray_status
+from service.schemas import HealthOut
 from service.settings import Settings
 from service.studies.controller import StudyController
+from workers.db_retry import first_line
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,9 +50,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.API_KEY is not None and settings.API_KEY.get_secret_value():
         app.add_middleware(APIKeyMiddleware, api_key=settings.API_KEY.get_secret_value())
 
-    @app.get("/healthz", tags=["health"])
-    def healthz(controller: Controller) -> dict[str, str]:
-        controller.ping()
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["health"], response_model=HealthOut)
+    def healthz(controller: Controller) -> HealthOut:
+        """Whether the API answers (it does, if this does), and what it knows of its database and Ray;
+        a database that does not answer makes the status "degraded", never this route fail."""
+        try:
+            controller.ping()
+            database = "ok"
+        except Exception as exc:
+            database = f"unreachable: {first_line(exc)[:300]}"
+        return HealthOut(status="ok" if database == "ok" else "degraded", database=database, ray=ray_status())
 
     return app

@@ -26,6 +26,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
         (409, "Clashes with the study's state or a taken name."),
         (413, "Request body too large."),
         (422, "A field has a value the service will not act on."),
+        (503, "The database is unreachable for the moment (a restart): try again."),
     ]
 }
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERRORS)
@@ -52,9 +53,10 @@ def list_trials(study_id: StudyId, controller: Controller) -> list[TrialOut]:
     return controller.trials(study_id)
 
 
+# The files are YAML; their errors are JSON like every other error (ERRORS, from the router). With
+# response_class=Response no media type is assumed, so each answer documents its own.
 YAML_FILE: dict[int | str, dict[str, object]] = {
-    200: {"content": {"application/x-yaml": {}}},
-    404: {"description": "No such study, or no completed trial yet."},
+    200: {"content": {"application/x-yaml": {"schema": {"type": "string"}}}},
 }
 
 
@@ -72,14 +74,14 @@ Source = Annotated[
 ]
 
 
-@router.get("/{study_id}/hyp.yaml", response_class=PlainTextResponse, responses=YAML_FILE)
+@router.get("/{study_id}/hyp.yaml", response_class=Response, responses=YAML_FILE)
 def download_hyp_yaml(study_id: StudyId, controller: Controller, source: Source = "confirmation") -> PlainTextResponse:
     """The study's answer as a YOLOv5 hyp file (all 28 keys, YOLOv5's order), its verdict in the header."""
     text, name = controller.hyp_yaml(study_id, source)
     return yaml_attachment(text, f"hyp.{name}.yaml")
 
 
-@router.get("/{study_id}/args.yaml", response_class=PlainTextResponse, responses=YAML_FILE)
+@router.get("/{study_id}/args.yaml", response_class=Response, responses=YAML_FILE)
 def download_args_yaml(study_id: StudyId, controller: Controller, source: Source = "confirmation") -> PlainTextResponse:
     """The study's answer as ultralytics train arguments, for ``yolo train cfg=args.yaml``."""
     text, name = controller.args_yaml(study_id, source)
@@ -89,7 +91,7 @@ def download_args_yaml(study_id: StudyId, controller: Controller, source: Source
 @router.get(
     "/{study_id}/evolve.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, 404: {"description": "No such study, or no completed trial yet."}},
+    responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 def evolve_plot(study_id: StudyId, controller: Controller) -> Response:
     """Fitness against each searched hyp, one scatter per key, the best trial marked (YOLOv5's evolve.png)."""

@@ -89,10 +89,13 @@ class StudyController:
         return self.get_study(study_id)
 
     def resume_study(self, study_id: int) -> StudyOut:
-        """Start a stopped study again: its cancelled trials' params run first, then new ones."""
+        """Start a stopped or failed study again: its cancelled trials' params run first, then new ones.
+        A failed study's failed trials run again too (its cause fixed, they no longer count)."""
         record = self.store.get(study_id)
-        if record.state != StudyState.STOPPED:
-            raise Conflict(f"study {study_id} is {record.state}; only a stopped study can be resumed")
+        if record.state not in (StudyState.STOPPED, StudyState.FAILED):
+            raise Conflict(f"study {study_id} is {record.state}; only a stopped or failed study can be resumed")
+        if record.state == StudyState.FAILED:
+            self._book(record).requeue_failures()
         self.store.set_state(study_id, StudyState.QUEUED)
         self._start_runner(study_id)
         return self.get_study(study_id)
@@ -110,11 +113,13 @@ class StudyController:
             shutil.rmtree(folder)
 
     def resume_unfinished(self) -> None:
-        """At start-up: trials left RUNNING by a previous process are interrupted and queued again,
-        then every queued or running study gets a runner."""
-        for record in self.store.studies(states=(StudyState.QUEUED, StudyState.RUNNING)):
+        """At start-up: trials left RUNNING by a previous process are interrupted and queued again (in
+        every study, whatever its state: no trial stays running for good), then every queued or
+        running study gets a runner."""
+        for record in self.store.studies():
             self._sweep_running_trials(record, "interrupted: the service stopped while it ran")
-            self._start_runner(record.id)
+            if record.state.unfinished:
+                self._start_runner(record.id)
 
     def shutdown(self) -> None:
         """Stop every runner without ending its study, so the next start resumes it."""
@@ -136,14 +141,16 @@ class StudyController:
     def get_study(self, study_id: int) -> StudyOut:
         record = self.store.get(study_id)
         trials = self._trials(record)
-        return study_out(record, self.store.best(study_id), trials, self._confirmation(record, trials))
+        confirmation = self._confirmation(record, trials)
+        return study_out(record, self.store.best(study_id), trials, confirmation, self._waiting(study_id))
 
     def list_studies(self) -> list[StudyOut]:
         bests = self.store.bests()
         out = []
         for record in self.store.studies():
             trials = self._trials(record)
-            out.append(study_out(record, bests.get(record.id), trials, self._confirmation(record, trials)))
+            confirmation = self._confirmation(record, trials)
+            out.append(study_out(record, bests.get(record.id), trials, confirmation, self._waiting(record.id)))
         return out
 
     def trials(self, study_id: int) -> list[TrialOut]:
@@ -243,11 +250,20 @@ class StudyController:
             return []
         return self.storage.get_all_trials(optuna_id, deepcopy=False)
 
+    def _waiting(self, study_id: int) -> str | None:
+        runner = self._runners.get(study_id)
+        return runner.waiting if runner is not None and runner.is_alive() else None
+
+    def _book(self, record: StudyRecord) -> TrialBook:
+        return TrialBook(optuna.load_study(study_name=record.optuna_name, storage=self.storage), self.storage)
+
     def _sweep_running_trials(self, record: StudyRecord, reason: str) -> None:
-        study = optuna.load_study(study_name=record.optuna_name, storage=self.storage)
-        book = TrialBook(study, self.storage)
-        for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
-            book.fail(trial.number, reason, interrupted=True)
+        try:
+            book = self._book(record)
+        except KeyError:  # the row outlived a failed creation: there is no Optuna study, nor trials
+            return
+        # A completed study runs nothing again; any other can be resumed, and runs them then.
+        book.fail_running(reason, interrupted=record.state != StudyState.COMPLETED)
 
     def _start_runner(self, study_id: int) -> None:
         with self._lock:

@@ -136,6 +136,7 @@ def study_out(
     best: BestTrial | None,
     trials: Sequence[FrozenTrial],
     confirmation: ConfirmationResult | None = None,
+    waiting: str | None = None,
 ) -> StudyOut:
     counts = Counter(_STATE_NAMES[t.state] for t in trials)
     started, finished = as_utc(record.started_at), as_utc(record.finished_at)
@@ -162,4 +163,5 @@ def study_out(
         eta_s=_eta_s(record, trials, confirmation),
         stage=stage,
         confirmation=confirmation_out(confirmation) if confirmation is not None else None,
+        waiting=waiting if record.state.unfinished else None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -9,19 +10,22 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import optuna
 import ray
 from optuna.trial import TrialState
 
+from service.ray_runtime import ray_generation, ray_problem, restart_ray
 from service.samplers import build_sampler
 from service.schemas import StudyRequest, StudyState
 from service.settings import Settings
 from service.studies.confirmation import is_screening, start_confirmation
 from service.studies.store import StudyRecord, StudyStore
 from service.studies.trials import TrialBook, counted_failures
+from workers.db_retry import Backoff, DatabaseUnreachable, is_transient_db_error, retry_db
 from workers.storage import open_optuna_storage
 from workers.task import ReportTo
 from workers.training import TrialResult, TrialSpec
@@ -30,6 +34,7 @@ from workers.trial_attrs import ERROR, TRAIN_SEED
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.5
+T = TypeVar("T")
 StopReason = Literal["user", "shutdown"]
 
 
@@ -55,6 +60,14 @@ def _error_text(exc: BaseException) -> str:
     return _ANSI_ESCAPE.sub("", f"{type(exc).__name__}: {exc}")
 
 
+class _RayLost(Exception):
+    """Ray itself is gone (its raylet, GCS or head), not one worker: the runner waits for it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class StudyRunner(threading.Thread):
     """Runs study ``study_id`` to its end: at most ``parallel`` trials at once, ``n_trials`` in all.
 
@@ -69,6 +82,12 @@ class StudyRunner(threading.Thread):
         self._record = record
         self._context = context
         self._stop_reason: StopReason | None = None
+        # The trials dispatched and not settled, and their book: what a crash of the loop must end.
+        self._inflight: dict[ray.ObjectRef, optuna.Trial] = {}
+        self._book: TrialBook | None = None
+        self._ray_generation = 0
+        # Why the study runs no trials at the moment (Ray lost and being restarted); None while it does.
+        self.waiting: str | None = None
 
     def stop(self, reason: StopReason) -> None:
         """Ask the runner to cancel its running trials and end (returns at once; join to wait).
@@ -80,7 +99,26 @@ class StudyRunner(threading.Thread):
             self._run()
         except Exception as exc:
             logger.exception("study %d failed", self.study_id)
-            self._set_state(StudyState.FAILED, error=_error_text(exc))
+            error = _error_text(exc)
+            self._end_orphans(f"interrupted: the study failed: {error}")
+            try:
+                self._set_state(StudyState.FAILED, error=error)
+            except Exception:  # the database stayed away: the study is still running for the next start
+                logger.exception("study %d: could not record that it failed", self.study_id)
+
+    def _end_orphans(self, reason: str) -> None:
+        """After the loop itself raised: cancel what it dispatched and end every trial it left RUNNING
+        (requeued, so that resuming the study runs them again). Nothing may stay running for good."""
+        for ref in self._inflight:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        self._inflight.clear()
+        if self._book is None:
+            return
+        try:
+            self._book.fail_running(reason)
+        except Exception:  # the storage itself is what failed: the next service start sweeps them
+            logger.exception("study %d: could not end its running trials", self.study_id)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -88,22 +126,27 @@ class StudyRunner(threading.Thread):
         record = self._record
         request, plan = record.request, record.plan
         resources = self._context.connect_ray()
+        self._ray_generation = ray_generation()
         settings = self._context.settings
         storage_url = settings.DATABASE_URL
         storage = open_optuna_storage(storage_url, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_GRACE_S)
-        study = optuna.load_study(study_name=record.optuna_name, storage=storage)
-        book = TrialBook(study, storage)
+        study = self._retry(lambda: optuna.load_study(study_name=record.optuna_name, storage=storage), "load")
+        book = self._book = self._retry(lambda: TrialBook(study, storage), "load")
         # Offset by the trials already run, so a resumed study does not replay its first proposals.
-        sampler_seed = request.seed + len(study.get_trials(deepcopy=False))
+        sampler_seed = request.seed + len(self._retry(lambda: study.get_trials(deepcopy=False), "load"))
         study.sampler = build_sampler(request.sampler, sampler_seed, plan.ranges, plan.start_params())
         space = plan.distributions()
         gpus = self._gpus_per_trial(request, resources)
         self._set_state(StudyState.RUNNING)
 
         failure = self._drain(study, book, space, gpus, screening=True)
-        screened = [t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]) if is_screening(t)]
+
+        def screened_trials() -> list[optuna.trial.FrozenTrial]:
+            return [t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]) if is_screening(t)]
+
+        screened = self._retry(screened_trials, "screening's results")
         confirming = self._stop_reason is None and failure is None and screened and request.confirm_top_k > 0
-        if confirming and start_confirmation(study, plan, request) is not None:
+        if confirming and self._retry(lambda: start_confirmation(study, plan, request), "confirmation") is not None:
             failure = self._drain(study, book, space, gpus, screening=False)
 
         if failure is not None:
@@ -114,20 +157,31 @@ class StudyRunner(threading.Thread):
             if screened:
                 self._set_state(StudyState.COMPLETED)
             else:
-                used = book.budget_used()
+                used = self._retry(book.budget_used, "budget")
                 self._set_state(StudyState.FAILED, error=f"none of the {used} trials completed; see each trial's error")
+
+    def _retry(self, call: Callable[[], T], what: str) -> T:
+        """``call()``, waiting out a database that restarts (workers.db_retry) for DB_PATIENCE_S."""
+        return retry_db(call, f"study {self.study_id}: {what}", self._context.settings.DB_PATIENCE_S)
 
     def _drain(
         self, study: optuna.Study, book: TrialBook, space: dict[str, Any], gpus: float, screening: bool
     ) -> str | None:
         """Run trials until the stage has none left to start and none running, a stop, or too many
         failures (returned as the study's error). Screening asks the sampler for up to n_trials
-        trials; confirmation runs the trainings start_confirmation enqueued, and asks nothing new."""
+        trials; confirmation runs the trainings start_confirmation enqueued, and asks nothing new.
+
+        A database that goes away pauses the loop (trainings go on; workers wait out the outage on
+        their side) and the iteration is tried again once it is back; trials asked but never
+        dispatched meanwhile are requeued. A settled result is dropped from ``inflight`` only once
+        recorded, so a result the database missed is recorded on the next try, never lost."""
         request, settings = self._record.request, self._context.settings
-        used = book.budget_used()
-        inflight: dict[ray.ObjectRef, optuna.Trial] = {}
+        used = self._retry(book.budget_used, "budget")
+        inflight = self._inflight
         failure: str | None = None
         next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
+        backoff = Backoff(f"study {self.study_id}", settings.DB_PATIENCE_S)
+        recovering = False
 
         def more() -> bool:
             if screening:
@@ -135,36 +189,103 @@ class StudyRunner(threading.Thread):
             return bool(study.get_trials(deepcopy=False, states=[TrialState.WAITING]))
 
         while self._stop_reason is None and failure is None:
-            while len(inflight) < request.parallel and more():
-                trial = self._ask(study, space)
-                used += is_screening(trial)
-                # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
-                report_to = ReportTo(
-                    settings.DATABASE_URL,
-                    self._record.optuna_name,
-                    book.trial_id(trial.number),
-                    settings.HEARTBEAT_INTERVAL_S,
-                    # Confirmation trainings are never pruned: each is one paired measurement.
-                    request.pruner if is_screening(trial) else "none",
-                )
-                ref = self._dispatch(self._spec(trial), report_to, gpus)
-                inflight[ref] = trial
-            if not inflight:
-                break
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                self._settle(book, inflight.pop(ref), ref)
-            reaped = False
-            if time.monotonic() >= next_reap:
-                reaped = self._reap_stale(book, inflight)
-                next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
-            if ready or reaped:
-                # A requeued failure gave its place in the budget back to its retry.
-                used = book.budget_used()
-                failure = self._too_many_failures(study)
+            try:
+                if recovering:
+                    self._requeue_undispatched(book, inflight)
+                    used = book.budget_used()
+                    recovering = False
+                    backoff.reset()
+                    # Heartbeats could not be written during the outage: let the workers beat again
+                    # before any trial is judged lost.
+                    next_reap = time.monotonic() + 2 * settings.HEARTBEAT_INTERVAL_S
+                while len(inflight) < request.parallel and more():
+                    trial = self._ask(study, space)
+                    used += is_screening(trial)
+                    # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
+                    report_to = ReportTo(
+                        settings.DATABASE_URL,
+                        self._record.optuna_name,
+                        book.trial_id(trial.number),
+                        settings.HEARTBEAT_INTERVAL_S,
+                        # Confirmation trainings are never pruned: each is one paired measurement.
+                        request.pruner if is_screening(trial) else "none",
+                    )
+                    ref = self._dispatch(trial, report_to, gpus)
+                    inflight[ref] = trial
+                if not inflight:
+                    break
+                try:
+                    ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
+                except ray.exceptions.RayError:
+                    self._check_ray()
+                    raise
+                for ref in ready:
+                    self._settle(book, inflight[ref], ref)
+                    del inflight[ref]
+                reaped = False
+                if time.monotonic() >= next_reap:
+                    reaped = self._reap_stale(book, inflight)
+                    next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
+                if ready or reaped:
+                    # A requeued failure gave its place in the budget back to its retry.
+                    used = book.budget_used()
+                    failure = self._too_many_failures(study)
+            except _RayLost as lost:
+                self._wait_for_ray(book, inflight, lost.reason)
+                recovering = True  # recount the budget; let workers beat before judging heartbeats
+            except Exception as exc:
+                if not is_transient_db_error(exc):
+                    raise
+                backoff.wait(exc)  # raises once DB_PATIENCE_S is spent: the study fails
+                recovering = True
         if self._stop_reason is not None or failure is not None:
-            self._cancel(book, inflight)
+            self._retry(lambda: self._cancel(book, inflight), "cancel")
         return failure
+
+    def _requeue_undispatched(self, book: TrialBook, inflight: dict[ray.ObjectRef, optuna.Trial]) -> None:
+        """After a database outage: a trial that is RUNNING but not in flight was asked when the
+        database went away, before its training was dispatched. Nothing will end it: requeue it."""
+        dispatched = {trial.number for trial in inflight.values()}
+        for trial in book.study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
+            if trial.number not in dispatched:
+                book.fail(trial.number, "interrupted: the database was unreachable", interrupted=True)
+
+    def _check_ray(self) -> None:
+        """Raise _RayLost when Ray itself does not run a task; return when it does (then what went
+        wrong was one worker or task, and the caller's own handling applies)."""
+        problem = ray_problem()
+        if problem is not None:
+            raise _RayLost(problem)
+
+    def _wait_for_ray(self, book: TrialBook, inflight: dict[ray.ObjectRef, optuna.Trial], reason: str) -> None:
+        """Ray is gone: its trials are interrupted (requeued, not counted against max_retries or
+        max_failed_trials), then Ray is restarted (local) or joined again (a cluster, once its head
+        is back), trying with a backoff up to 30 s until it runs a task or the study is stopped."""
+        logger.warning("study %d: Ray lost (%s); waiting for it", self.study_id, reason)
+        self.waiting = f"waiting for Ray: {reason}"
+        error = f"interrupted: Ray was lost ({reason})"
+        for ref, trial in list(inflight.items()):
+            with contextlib.suppress(Exception):  # a dead Ray may refuse the cancel too
+                ray.cancel(ref, force=True)
+            self._retry(partial(book.fail, trial.number, error, interrupted=True), "interrupt")
+        inflight.clear()
+        delay = 1.0
+        while self._stop_reason is None:
+            try:
+                restart_ray(self._ray_generation, reason)
+                self._context.connect_ray()
+                self._ray_generation = ray_generation()
+                problem = ray_problem()
+                if problem is None:
+                    break
+                reason = problem
+            except Exception as exc:
+                reason = _error_text(exc)
+            self.waiting = f"waiting for Ray: {reason}"
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        logger.info("study %d: Ray is back", self.study_id)
+        self.waiting = None
 
     @staticmethod
     def _ask(study: optuna.Study, space: dict[str, Any]) -> optuna.Trial:
@@ -207,13 +328,22 @@ class StudyRunner(threading.Thread):
             raise ValueError(f"gpus_per_trial {asked:g} but the Ray cluster has {cluster_gpus:g} GPUs")
         return float(asked)
 
-    def _dispatch(self, spec: TrialSpec, report_to: ReportTo, gpus: float) -> ray.ObjectRef:
+    def _dispatch(self, trial: optuna.Trial, report_to: ReportTo, gpus: float) -> ray.ObjectRef:
+        spec = self._spec(trial)
         options = {
             "num_cpus": self._context.settings.CPUS_PER_TRIAL,
             "num_gpus": gpus,
             "name": f"study-{self.study_id}/trial-{spec.trial_number}",
         }
-        return self._context.trial_task.options(**options).remote(spec, report_to)
+        try:
+            return self._context.trial_task.options(**options).remote(spec, report_to)
+        except Exception as exc:
+            # The trial was asked; it is RUNNING with nothing to end it: interrupt it, then see why.
+            book, error = self._book, f"interrupted: {_error_text(exc)}"
+            assert book is not None
+            self._retry(lambda: book.fail(trial.number, error, interrupted=True), "dispatch")
+            self._check_ray()
+            raise
 
     def _settle(self, book: TrialBook, trial: optuna.Trial, ref: ray.ObjectRef) -> None:
         number = trial.number
@@ -222,11 +352,16 @@ class StudyRunner(threading.Thread):
         except ray.exceptions.TaskCancelledError:
             book.fail(number, "cancelled", interrupted=True)
             return
-        except ray.exceptions.RayTaskError as exc:  # the training itself raised: a retry would too
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, DatabaseUnreachable):  # not the training's doing: run it again
+                book.fail(number, f"interrupted: {_error_text(exc)}", interrupted=True)
+                return
+            # The training itself raised: a retry would too.
             logger.warning("study %d trial %d failed: %s", self.study_id, number, _error_text(exc))
             book.fail(number, _error_text(exc))
             return
-        except ray.exceptions.RayError as exc:  # its worker process or node was lost
+        except ray.exceptions.RayError as exc:  # its worker process or node was lost, or Ray itself
+            self._check_ray()
             error = f"worker lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             logger.warning("study %d trial %d: %s", self.study_id, number, error)
             book.fail(number, error, max_retries=self._record.request.max_retries)
@@ -234,7 +369,10 @@ class StudyRunner(threading.Thread):
         if result.pruned:
             book.prune(number, result.user_attrs())
             return
-        if book.complete(number, result.fitness, result.user_attrs()) and is_screening(trial):
+        # complete() is False when the trial had ended already: also when this is a second try after the
+        # database dropped the first one's answer, so ask whether it is COMPLETE now.
+        told = book.complete(number, result.fitness, result.user_attrs()) or book.is_complete(number)
+        if told and is_screening(trial):
             # The best-trial row is screening's (what ?source=screening exports); confirmation
             # trainings are judged together, in the verdict.
             self._context.store.record_if_best(self.study_id, number, trial.params, result.fitness, result.metrics)
@@ -243,6 +381,8 @@ class StudyRunner(threading.Thread):
         """Fail running trials whose heartbeat went stale (a hung or vanished worker that Ray has not
         reported), cancel their tasks, and requeue them under the retry policy."""
         stale = book.stale_trial_ids()
+        if stale and any(book.trial_id(t.number) in stale for t in inflight.values()):
+            self._check_ray()  # silent workers because Ray itself is gone: not their loss
         reaped = False
         for ref, trial in list(inflight.items()):
             if book.trial_id(trial.number) in stale:
@@ -275,11 +415,12 @@ class StudyRunner(threading.Thread):
             None: "cancelled: the study failed",
         }[self._stop_reason]
         for ref in inflight:
-            ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):  # Ray may be gone: the trials end here all the same
+                ray.cancel(ref, force=True)
         for trial in inflight.values():
             book.fail(trial.number, reason, interrupted=True)
 
     # -- the service's own row -------------------------------------------------------------------
 
     def _set_state(self, state: StudyState, error: str | None = None) -> None:
-        self._context.store.set_state(self.study_id, state, error)
+        self._retry(lambda: self._context.store.set_state(self.study_id, state, error), f"state {state}")

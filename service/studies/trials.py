@@ -94,15 +94,40 @@ class TrialBook:
             logger.warning("trial %d of %s ended meanwhile; ignoring %r", number, name, error)
             return False
         if requeue:
-            next_attempt = attempt if interrupted else attempt + 1
-            # A confirmation training's retry is the same training: same stage, entry and seed.
-            same = {k: trial.user_attrs[k] for k in (STAGE, CONFIRMS, TRAIN_SEED) if k in trial.user_attrs}
-            self.study.enqueue_trial(trial.params, user_attrs={RETRY_OF: number, ATTEMPT: next_attempt, **same})
+            self._enqueue_retry(trial, attempt if interrupted else attempt + 1)
         return True
+
+    def fail_running(self, error: str, *, interrupted: bool = True) -> list[int]:
+        """End every trial of the study still RUNNING as FAIL with ``error`` (requeued when
+        ``interrupted``); returns their numbers. For trials no runner owns any more."""
+        running = self.study.get_trials(deepcopy=False, states=[TrialState.RUNNING])
+        return [t.number for t in running if self.fail(t.number, error, interrupted=interrupted)]
+
+    def requeue_failures(self) -> list[int]:
+        """Give each failure that stands (counted by max_failed_trials, not imported) another run: it is
+        marked requeued and its params enqueued again, as a retry is. For resuming a failed study
+        once its cause is fixed: the failures stop counting, and their places in the budget come back."""
+        requeued = []
+        for trial in counted_failures(self.study.get_trials(deepcopy=False, states=[TrialState.FAIL])):
+            if IMPORTED in trial.user_attrs:
+                continue
+            tid = self.trial_id(trial.number)
+            self.storage.set_trial_user_attr(tid, REQUEUED, True)
+            self._enqueue_retry(trial, int(trial.user_attrs.get(ATTEMPT, 0)))
+            requeued.append(trial.number)
+        return requeued
+
+    def _enqueue_retry(self, trial: FrozenTrial, attempt: int) -> None:
+        # A confirmation training's retry is the same training: same stage, entry and seed.
+        same = {k: trial.user_attrs[k] for k in (STAGE, CONFIRMS, TRAIN_SEED) if k in trial.user_attrs}
+        self.study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, ATTEMPT: attempt, **same})
 
     def complete(self, number: int, value: float, attrs: dict[str, Any]) -> bool:
         """Tell Optuna trial ``number`` completed with ``value``; False, and logged, if it had already ended."""
         return self._tell(number, attrs, value=value)
+
+    def is_complete(self, number: int) -> bool:
+        return self.storage.get_trial(self.trial_id(number)).state == TrialState.COMPLETE
 
     def prune(self, number: int, attrs: dict[str, Any]) -> bool:
         """Tell Optuna trial ``number`` was pruned (its value: the last epoch it reported)."""

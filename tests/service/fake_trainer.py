@@ -57,3 +57,19 @@ def fake_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult:
 
 
 fake_trial = ray.remote(max_retries=0)(fake_trial_here)
+
+
+POISON_FILE = "poison.json"
+
+
+def poisoned_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult | None:
+    """The stand-in, except that it returns None (not a TrialResult: what no worker may return, so
+    that the runner's own code raises) for the trial numbers listed in ``poison.json`` in the
+    study's artifacts folder. For tests of a runner that crashes; removing the file is the fix."""
+    poison = Path(spec.output_dir).parent / POISON_FILE
+    if poison.is_file() and spec.trial_number in json.loads(poison.read_text()):
+        return None
+    return fake_trial_here(spec, report_to)
+
+
+poisoned_trial = ray.remote(max_retries=0)(poisoned_trial_here)

@@ -118,7 +118,8 @@ def test_stop_of_unknown_study_gets_404(api: httpx.Client) -> None:
 
 
 def test_healthz(api: httpx.Client) -> None:
-    assert api.get("/healthz").json() == {"status": "ok"}
+    # No study has run in this server: Ray is not started (the API answers before it ever is).
+    assert api.get("/healthz").json() == {"status": "ok", "database": "ok", "ray": "not started"}
 
 
 @pytest.mark.parametrize(("settings_", "field", "value", "message"), REFUSALS)
@@ -221,3 +222,38 @@ def test_a_body_sent_as_text_gets_422_not_500(api: httpx.Client, settings: Setti
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["value"] == body
     nothing_written(settings)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\x1c\xff\xcd\x90", b"[" * 5000 + b"]" * 5000, b'{"dataset": ' * 3000 + b"1" + b"}" * 3000],
+    ids=["undecodable", "deep-list", "deep-object"],
+)
+def test_a_body_that_cannot_be_parsed_gets_422_naming_the_body(
+    api: httpx.Client, settings: Settings, body: bytes
+) -> None:
+    response = api.post("/studies", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "body"
+    nothing_written(settings)
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/studies", "GET, POST"), ("/studies/1", "GET, DELETE"), ("/studies/1/stop", "POST"), ("/healthz", "GET")],
+)
+def test_a_method_not_allowed_names_every_allowed_method(api: httpx.Client, path: str, allowed: str) -> None:
+    response = api.request("OPTIONS", path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+
+
+@pytest.mark.parametrize("export", ["hyp.yaml", "args.yaml"])
+def test_export_errors_are_json_as_documented(api: httpx.Client, export: str) -> None:
+    response = api.get(f"/studies/1/{export}", params={"source": "best"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["errors"][0]["field"] == "query.source"
+    documented = api.get("/openapi.json").json()["paths"][f"/studies/{{study_id}}/{export}"]["get"]["responses"]
+    assert list(documented["422"]["content"]) == ["application/json"]
+    assert list(documented["200"]["content"]) == ["application/x-yaml"]

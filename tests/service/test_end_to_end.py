@@ -26,6 +26,7 @@ from hyps import (
     translate_hyp,
     ultralytics_only_defaults,
 )
+from tests.conftest import BACKENDS
 from tests.helpers import evolve_csv, run_to_end, start_server, stop_server, wait_for
 
 pytestmark = pytest.mark.slow
@@ -33,10 +34,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(
-    shapes_root: Path, tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+    small_shapes_root: Path, tmp_path_factory: pytest.TempPathFactory, module_database_url: str
 ) -> Iterator[httpx.Client]:
     """A real `hypevolve serve` process with its own local Ray, once per database backend."""
-    process, client = start_server(tmp_path_factory.mktemp("home"), shapes_root, module_database_url)
+    process, client = start_server(tmp_path_factory.mktemp("home"), small_shapes_root, module_database_url)
     yield client
     stop_server(process, client)
 
@@ -185,8 +186,16 @@ CONFIGURED = {
 }
 
 
-@pytest.mark.parametrize("settings", CONFIGURED.values(), ids=CONFIGURED.keys())
-def test_configured_studies_run(server: httpx.Client, settings: dict[str, Any]) -> None:
+# Each configuration runs on one database, alternating: what it tests is the sampler and the plan; the
+# whole path runs on both databases in the tests above and below.
+BACKEND_OF = {name: BACKENDS[i % len(BACKENDS)] for i, name in enumerate(CONFIGURED)}
+
+
+@pytest.mark.parametrize("name", CONFIGURED)
+def test_configured_studies_run(server: httpx.Client, module_database_url: str, name: str) -> None:
+    if not module_database_url.startswith(BACKEND_OF[name]):
+        pytest.skip(f"runs on {BACKEND_OF[name]}")
+    settings: dict[str, Any] = CONFIGURED[name]
     request = {"dataset": "shapes/data.yaml", "epochs": 1, "imgsz": 64, "n_trials": 3, "parallel": 2,
                "confirm_top_k": 0, **settings}  # fmt: skip
     created = server.post("/studies", json=request)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import yaml
 
@@ -30,8 +31,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(home: Path, shapes_root: Path) -> Iterator[httpx.Client]:
-    process, client = start_server(home, shapes_root, f"sqlite:///{home / 'hypevolve.db'}", {**os.environ, **HEARTBEAT})
+def server(home: Path, small_shapes_root: Path) -> Iterator[httpx.Client]:
+    url = f"sqlite:///{home / 'hypevolve.db'}"
+    process, client = start_server(home, small_shapes_root, url, {**os.environ, **HEARTBEAT})
     yield client
     stop_server(process, client)
 
@@ -78,9 +80,47 @@ def test_a_lost_worker_costs_only_its_trial_which_is_retried(
     assert study["counts"] == {"running": 0, "waiting": 0, "complete": 2, "pruned": 0, "fail": 1}
 
 
-def test_trainings_that_raise_fail_their_trials_then_the_study(server: httpx.Client, shapes_root: Path) -> None:
+def _raylets_of(server: httpx.Client) -> list[psutil.Process]:
+    """The raylet(s) of the local Ray that the `hypevolve serve` behind ``server`` started."""
+    port = str(httpx.URL(str(server.base_url)).port)
+    (serve,) = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"][-2:] == ["--port", port]]
+    return [p for p in serve.children(recursive=True) if p.name() == "raylet"]
+
+
+def test_a_killed_raylet_is_restarted_and_the_study_completes(server: httpx.Client) -> None:
+    study_id = server.post("/studies", json={**STUDY, "epochs": 4, "n_trials": 3, "parallel": 2}).json()["id"]
+    _training_trial(server, study_id, 0)
+    raylets = _raylets_of(server)
+    assert raylets
+    for raylet in raylets:
+        raylet.kill()
+
+    # The API answers all along (it used to exit about 60 s after its Ray was lost), and the study
+    # ends with its full count: what Ray's loss interrupted ran again, and counted once.
+    statuses: set[int] = set()
+
+    def finished() -> dict[str, Any] | None:
+        answer = server.get(f"/studies/{study_id}")
+        statuses.add(answer.status_code)
+        study: dict[str, Any] = answer.json()
+        return study if study["state"] not in ("queued", "running") else None
+
+    study = wait_for(finished, 900, f"study {study_id} to finish")
+    assert statuses == {200}
+    assert study["state"] == "completed", study
+    assert study["counts"]["complete"] == 3, study
+    assert study["waiting"] is None
+    trials = _trials(server, study_id)
+    for trial in trials:
+        if trial["state"] == "fail":
+            assert trial["error"].startswith("interrupted: "), trial
+    assert _raylets_of(server), "a new local Ray was started"
+    assert server.get("/healthz").json()["ray"].startswith("connected: ")
+
+
+def test_trainings_that_raise_fail_their_trials_then_the_study(server: httpx.Client, small_shapes_root: Path) -> None:
     # Folders that exist but hold no images: the request passes, every training raises.
-    empty = shapes_root / "empty"
+    empty = small_shapes_root / "empty"
     for split in ("train", "val"):
         (empty / "images" / split).mkdir(parents=True, exist_ok=True)
     (empty / "data.yaml").write_text(yaml.safe_dump({"train": "images/train", "val": "images/val", "names": ["a"]}))
@@ -145,17 +185,17 @@ def _hyp_without_date(server: httpx.Client, study_id: int) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("# exported "))
 
 
-def test_service_killed_mid_study_resumes_from_the_database(shapes_root: Path, tmp_path: Path) -> None:
+def test_service_killed_mid_study_resumes_from_the_database(small_shapes_root: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hypevolve.db'}"
     env = {**os.environ, **HEARTBEAT}
-    process, server = start_server(tmp_path, shapes_root, url, env)
+    process, server = start_server(tmp_path, small_shapes_root, url, env)
     study_id = server.post("/studies", json={**STUDY, "epochs": 4, "n_trials": 3, "parallel": 1}).json()["id"]
     _training_trial(server, study_id, 1)
     process.send_signal(signal.SIGKILL)
     process.wait(30)
     server.close()
 
-    process, server = start_server(tmp_path, shapes_root, url, env)
+    process, server = start_server(tmp_path, small_shapes_root, url, env)
     try:
         study = run_to_end(server, study_id)
         assert study["state"] == "completed", study
@@ -170,7 +210,7 @@ def test_service_killed_mid_study_resumes_from_the_database(shapes_root: Path, t
     finally:
         stop_server(process, server)
 
-    process, server = start_server(tmp_path, shapes_root, url, env)
+    process, server = start_server(tmp_path, small_shapes_root, url, env)
     try:
         # A completed study is left alone by a restart: same state, same export.
         assert server.get(f"/studies/{study_id}").json()["counts"]["complete"] == 3

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import httpx
 import pytest
 
-from tests.helpers import run_to_end
+from tests.helpers import run_to_end, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
 EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """On the full sample data set: whether a trial trails depends on how much it learns per epoch."""
+    home = tmp_path_factory.mktemp("home")
+    process, client = start_server(home, shapes_root, f"sqlite:///{home / 'hypevolve.db'}")
+    yield client
+    stop_server(process, client)
 
 
 def test_median_pruner_stops_trials_that_trail(sqlite_server: httpx.Client) -> None:

@@ -1,0 +1,54 @@
+"""The controller's start-up sweep, without Ray: a study whose runner could not reach Ray fails
+with the reason, and a trial left running in a study that no runner owns is ended at the next start."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+
+from service.schemas import StudyOut, StudyRequest
+from service.studies.controller import StudyController
+from tests.conftest import copy_dataset, make_settings
+
+
+def no_ray() -> dict[str, float]:
+    raise RuntimeError("no Ray in this test")
+
+
+def _ended(controller: StudyController, study_id: int) -> StudyOut:
+    deadline = time.monotonic() + 30
+    while (study := controller.get_study(study_id)).state in ("queued", "running"):
+        assert time.monotonic() < deadline, study
+        time.sleep(0.1)
+    return study
+
+
+def test_a_start_ends_running_trials_of_studies_no_runner_owns(
+    tmp_path: Path, data_root: Path, shapes_root: Path
+) -> None:
+    copy_dataset(shapes_root, data_root)
+    settings = make_settings(tmp_path / "home", data_root)
+    controller = StudyController(settings, connect_ray=no_ray)
+    study = controller.create_study(StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=2))
+    study = _ended(controller, study.id)
+    assert study.state == "failed"
+    assert study.error == "RuntimeError: no Ray in this test"
+    # A trial left running in the failed study (as a runner that died with its database would leave it).
+    optuna_study = optuna.load_study(study_name=study.name, storage=controller.storage)
+    with warnings.catch_warnings():  # Optuna: heartbeats are for optimize(); this trial has none
+        warnings.simplefilter("ignore", UserWarning)
+        orphan = optuna_study.ask()
+    controller.shutdown()
+
+    restarted = StudyController(settings, connect_ray=no_ray)
+    restarted.resume_unfinished()
+    trials = {t.number: t for t in restarted.trials(study.id)}
+    assert trials[orphan.number].state == "fail"
+    assert trials[orphan.number].error == "interrupted: the service stopped while it ran"
+    # Queued again, so that resuming the study runs it; the study itself stays failed until then.
+    assert [t.retry_of for t in trials.values() if t.state == "waiting" and t.retry_of is not None] == [orphan.number]
+    assert restarted.get_study(study.id).state == "failed"
+    restarted.shutdown()
