@@ -68,10 +68,10 @@ def cluster_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def server(
-    cluster_env: dict[str, str], shapes_root: Path, tmp_path_factory: pytest.TempPathFactory
+    cluster_env: dict[str, str], small_shapes_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[httpx.Client]:
     home = tmp_path_factory.mktemp("home")
-    process, client = start_server(home, shapes_root, f"sqlite:///{home / 'hypevolve.db'}", cluster_env)
+    process, client = start_server(home, small_shapes_root, f"sqlite:///{home / 'hypevolve.db'}", cluster_env)
     yield client
     stop_server(process, client)
 
