@@ -12,6 +12,10 @@ restarts. The service process never goes with it, and gets Ray back:
   ``connect_ray`` starts a new local Ray or joins the cluster again once its head is back. A
   generation number makes one restart serve every runner that saw the same loss.
 
+Not covered: when a cluster's head goes down with its raylet and GCS together, Ray's driver ends
+this process all the same (seen in a two-node test, whatever the limit); the next start of the
+service resumes every unfinished study from the database.
+
 Why in the API's own process, and not a separate one: everything a runner holds of Ray (the
 connection, its task handles) can be dropped and made again in-process, and this keeps one
 process to run, watch and stop; the API itself never waits on Ray.
