@@ -5,7 +5,10 @@ Re-check each when Optuna's version moves (pinned to 5.0.x in pyproject.toml).
 
 from __future__ import annotations
 
+from typing import Any
+
 from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial
 
 
 def stale_trial_ids(storage: BaseStorage, study_id: int) -> set[int]:
@@ -19,3 +22,16 @@ def stale_trial_ids(storage: BaseStorage, study_id: int) -> set[int]:
     if storage.get_heartbeat_interval() is None:  # type: ignore[attr-defined]
         return set()
     return set(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]
+
+
+def enqueued_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The params ``trial`` was enqueued with (empty for a trial the sampler proposed).
+
+    Study.enqueue_trial keeps them in the trial's system attribute "fixed_params" (Optuna's own
+    _pop_waiting_trial reads them back the same way), and ask() then writes them one by one as the
+    trial's params. A service killed between those writes leaves a RUNNING trial with only some of
+    them: requeued from trial.params alone, its retry would have the rest sampled afresh, a different
+    training (for a confirmation training, a broken pair). The enqueued params are the whole set.
+    """
+    params = trial.system_attrs.get("fixed_params")
+    return dict(params) if isinstance(params, dict) else {}

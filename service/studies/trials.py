@@ -16,7 +16,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from service.studies.optuna_internals import stale_trial_ids
+from service.studies.optuna_internals import enqueued_params, stale_trial_ids
 from workers.trial_attrs import (
     ATTEMPT,
     CONFIRMS,
@@ -120,7 +120,9 @@ class TrialBook:
     def _enqueue_retry(self, trial: FrozenTrial, attempt: int) -> None:
         # A confirmation training's retry is the same training: same stage, entry and seed.
         same = {k: trial.user_attrs[k] for k in (STAGE, CONFIRMS, TRAIN_SEED) if k in trial.user_attrs}
-        self.study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, ATTEMPT: attempt, **same})
+        # The params it was enqueued with complete those a kill mid-ask() left unwritten.
+        params = {**enqueued_params(trial), **trial.params}
+        self.study.enqueue_trial(params, user_attrs={RETRY_OF: trial.number, ATTEMPT: attempt, **same})
 
     def complete(self, number: int, value: float, attrs: dict[str, Any]) -> bool:
         """Tell Optuna trial ``number`` completed with ``value``; False, and logged, if it had already ended."""

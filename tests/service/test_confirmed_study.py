@@ -109,10 +109,10 @@ def test_confirmation_off_exports_the_top_screening_trial(sqlite_server: httpx.C
     assert "verdict" not in text
 
 
-def test_a_service_killed_during_confirmation_resumes_it(small_shapes_root: Path, tmp_path: Path) -> None:
+def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hypevolve.db'}"
     env = {**os.environ, **HEARTBEAT}
-    process, server = start_server(tmp_path, small_shapes_root, url, env)
+    process, server = start_server(tmp_path, shapes_root, url, env)
     request = {**STUDY, "parallel": 1}
     study_id = server.post("/studies", json=request).json()["id"]
 
@@ -127,7 +127,7 @@ def test_a_service_killed_during_confirmation_resumes_it(small_shapes_root: Path
     process.wait(30)
     server.close()
 
-    process, server = start_server(tmp_path, small_shapes_root, url, env)
+    process, server = start_server(tmp_path, shapes_root, url, env)
     try:
         study = run_to_end(server, study_id, timeout=900)
         assert study["state"] == "completed", study

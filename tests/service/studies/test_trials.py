@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 
 import optuna
@@ -67,3 +68,20 @@ def test_interruptions_always_requeue_without_spending_a_retry(study: optuna.Stu
     retry = study.ask(SPACE)
     assert retry.user_attrs == {"retry_of": trial.number, "attempt": 0}
     assert book.budget_used() == 1
+
+
+def test_a_trial_cut_mid_ask_is_requeued_with_all_its_enqueued_params(study: optuna.Study, book: TrialBook) -> None:
+    # A confirmation training is enqueued with every param; ask() writes them one by one. A service
+    # killed between two writes leaves a RUNNING trial with some of them: its retry must have all.
+    space = {**SPACE, "momentum": optuna.distributions.FloatDistribution(0.6, 0.98)}
+    attrs = {"stage": "confirmation", "confirms": 3, "train_seed": 1}
+    study.enqueue_trial({"lr0": 0.02, "momentum": 0.9}, user_attrs=attrs)
+    with warnings.catch_warnings():  # Optuna: heartbeats are for optimize(); the runner reaps them itself
+        warnings.simplefilter("ignore", UserWarning)
+        cut = study.ask()  # the waiting trial, RUNNING, no param written yet
+    cut.suggest_float("lr0", 1e-5, 0.1, log=True)  # one of two written, then the kill
+    assert study.get_trials()[0].params == {"lr0": 0.02}
+    assert book.fail(cut.number, "interrupted: the service stopped while it ran", interrupted=True)
+    retry = study.ask(space)
+    assert retry.params == {"lr0": 0.02, "momentum": 0.9}
+    assert retry.user_attrs == {"retry_of": cut.number, "attempt": 0, **attrs}
