@@ -90,6 +90,7 @@ class Study:
     elapsed_s: float | None
     eta_s: float | None
     request: dict[str, Any] = field(default_factory=dict)
+    waiting: str | None = None  # why a running study runs no trial now ("waiting for Ray: ...")
 
     @property
     def finished(self) -> bool:
@@ -109,6 +110,7 @@ class Study:
             elapsed_s=data.get("elapsed_s"),
             eta_s=data.get("eta_s"),
             request=dict(data.get("request") or {}),
+            waiting=data.get("waiting"),
         )
 
 

@@ -83,6 +83,8 @@ def status_line(study: Study, clock: bool = True) -> str:
         f"{stage:<12} {progress}  running {counts.get('running', 0)}  failed {counts.get('fail', 0)}  "
         f"pruned {counts.get('pruned', 0)}  best screening {best}"
     )
+    if study.waiting:
+        line = f"{line}  ({study.waiting})"
     return f"{line}  elapsed {_clock(study.elapsed_s)}  eta {_clock(study.eta_s)}" if clock else line
 
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from hypevolve_client import Client, ClientError, ServiceUnreachable
-from service.study_cli import parse_fields
+from hypevolve_client.models import Study
+from service.study_cli import parse_fields, status_line
 from tests.conftest import LiveServer, make_settings
 from tests.helpers import free_port
 
@@ -45,6 +46,17 @@ def test_fields_parse_as_users_type_them(tmp_path: Path) -> None:
         "fitness_weights": [0, 0, 0.1, 0.9],
         "seed_hyp_name": "scratch-low",  # an unknown field is sent as it is: the service refuses it
     }
+
+
+def test_the_status_line_says_what_a_study_waits_for() -> None:
+    answer = {"id": 1, "name": "s", "state": "running", "stage": "screening", "request": {"n_trials": 4},
+              "counts": {"complete": 1, "running": 0, "fail": 2}, "best": None, "confirmation": None,
+              "error": None, "elapsed_s": 60.0, "eta_s": None}  # fmt: skip
+    assert "waiting" not in status_line(Study.from_json(answer), clock=False)
+    waiting = Study.from_json({**answer, "waiting": "waiting for Ray: LocalRayletDiedError"})
+    line = status_line(waiting, clock=False)
+    assert line.startswith("screening    screening 1/4  running 0  failed 2")
+    assert line.endswith("(waiting for Ray: LocalRayletDiedError)")
 
 
 @pytest.mark.slow
