@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -60,6 +60,13 @@ def _error_text(exc: BaseException) -> str:
     return _ANSI_ESCAPE.sub("", f"{type(exc).__name__}: {exc}")
 
 
+def _cancel_refs(refs: Iterable[ray.ObjectRef]) -> None:
+    """Cancel these trainings; a Ray that is gone may refuse, and the trials end here all the same."""
+    for ref in refs:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=True)
+
+
 class _RayLost(Exception):
     """Ray itself is gone (its raylet, GCS or head), not one worker: the runner waits for it."""
 
@@ -109,9 +116,7 @@ class StudyRunner(threading.Thread):
     def _end_orphans(self, reason: str) -> None:
         """After the loop itself raised: cancel what it dispatched and end every trial it left RUNNING
         (requeued, so that resuming the study runs them again). Nothing may stay running for good."""
-        for ref in self._inflight:
-            with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+        _cancel_refs(self._inflight)
         self._inflight.clear()
         if self._book is None:
             return
@@ -264,9 +269,8 @@ class StudyRunner(threading.Thread):
         logger.warning("study %d: Ray lost (%s); waiting for it", self.study_id, reason)
         self.waiting = f"waiting for Ray: {reason}"
         error = f"interrupted: Ray was lost ({reason})"
-        for ref, trial in list(inflight.items()):
-            with contextlib.suppress(Exception):  # a dead Ray may refuse the cancel too
-                ray.cancel(ref, force=True)
+        _cancel_refs(inflight)
+        for trial in inflight.values():
             self._retry(partial(book.fail, trial.number, error, interrupted=True), "interrupt")
         inflight.clear()
         delay = 1.0
@@ -414,9 +418,7 @@ class StudyRunner(threading.Thread):
             "shutdown": "interrupted: service shut down",
             None: "cancelled: the study failed",
         }[self._stop_reason]
-        for ref in inflight:
-            with contextlib.suppress(Exception):  # Ray may be gone: the trials end here all the same
-                ray.cancel(ref, force=True)
+        _cancel_refs(inflight)
         for trial in inflight.values():
             book.fail(trial.number, reason, interrupted=True)
 
