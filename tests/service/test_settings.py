@@ -36,3 +36,10 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("HYPEVOLVE_CPUS_PER_TRIAL", "0")
     with pytest.raises(ValueError, match="CPUS_PER_TRIAL"):
         Settings()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "1e9", "soon"])
+def test_db_patience_must_be_a_sane_number_of_seconds(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("HYPEVOLVE_DB_PATIENCE_S", value)
+    with pytest.raises(ValueError, match="DB_PATIENCE_S"):
+        Settings()
