@@ -45,7 +45,7 @@ import ray  # noqa: E402
 import ultralytics  # noqa: E402
 
 from hyps import METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, fitness  # noqa: E402
-from service.ray_runtime import connect_ray, disconnect_ray  # noqa: E402
+from service.ray_runtime import RayLink  # noqa: E402
 from service.sample_data import write_sample_dataset  # noqa: E402
 from service.schemas import StudyRequest  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -80,6 +80,14 @@ class RunTime:
     trained_s: float  # the trainings' own time (service methods only)
 
 
+# One Ray driver for every study of the run, started before the clock does (as a deployment's is).
+_RAY: list[RayLink] = []
+
+
+def _ray() -> RayLink:
+    return _RAY[0]
+
+
 def run_ultralytics(data_yaml: Path, args: argparse.Namespace, seed: int, work: Path) -> tuple[list[TrialRow], RunTime]:
     seal_ultralytics()
     from ultralytics import YOLO
@@ -106,7 +114,7 @@ def run_service(
     method: str, data_root: Path, dataset: str, args: argparse.Namespace, seed: int, work: Path
 ) -> tuple[list[TrialRow], RunTime]:
     settings = Settings(HOME=work / f"{method}-{seed}", DATA_ROOT=data_root)  # type: ignore[call-arg]
-    controller = StudyController(settings, connect_ray=lambda: connect_ray(settings))
+    controller = StudyController(settings, _ray())
     request = StudyRequest(
         dataset=dataset, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
         n_trials=args.trials, parallel=1, seed=seed, **SERVICE_METHODS[method],
@@ -164,7 +172,8 @@ def main() -> int:
         data_yaml = args.data.resolve() if args.data else write_sample_dataset(work / "data" / "shapes")
         data_root, dataset = data_yaml.parent.parent, f"{data_yaml.parent.name}/{data_yaml.name}"
         # Ray runs as a service in any deployment: start it before the clock does.
-        connect_ray(Settings(HOME=work / "ray", DATA_ROOT=data_root))  # type: ignore[call-arg]
+        _RAY.append(RayLink(Settings(HOME=work / "ray", DATA_ROOT=data_root)))  # type: ignore[call-arg]
+        _ray().connect()
         rows: list[TrialRow] = []
         runs: list[RunTime] = []
         for seed in args.seeds:
@@ -178,9 +187,7 @@ def main() -> int:
                 runs.append(run)
                 best = max((r.fitness or 0.0) for r in new_rows)
                 print(f"   {len(new_rows)} trials in {run.wall_s:.0f}s, best fitness {best:.4f}", flush=True)
-        disconnect_ray()
-        if ray.is_initialized():
-            ray.shutdown()
+        _ray().close()
 
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "trials.csv").open("w", newline="") as handle:

@@ -59,7 +59,7 @@ import yaml  # noqa: E402
 from bench.small_objects import write_small_objects_dataset  # noqa: E402
 from hyps import hyp_train_args, load_seed_hyp, ultralytics_only, untranslate_args  # noqa: E402
 from service.datasets import check_dataset  # noqa: E402
-from service.ray_runtime import connect_ray, disconnect_ray  # noqa: E402
+from service.ray_runtime import RayLink  # noqa: E402
 from service.sample_data import write_sample_dataset  # noqa: E402
 from service.schemas import StudyRequest  # noqa: E402
 from service.settings import Settings  # noqa: E402
@@ -95,6 +95,14 @@ class Row:
     fitness: float | None
     wall_s: float
     note: str = ""
+
+
+# One Ray driver for every study of the run, started before the clock does (as a deployment's is).
+_RAY: list[RayLink] = []
+
+
+def _ray() -> RayLink:
+    return _RAY[0]
 
 
 def append_rows(path: Path, rows: list[Row]) -> None:
@@ -141,7 +149,7 @@ def run_service(
 ) -> tuple[dict[str, Any], list[Row]]:
     """One study; returns the exported ultralytics train arguments and a row per training."""
     settings = Settings(HOME=work / f"{name}-{method}", DATA_ROOT=data_root)  # type: ignore[call-arg]
-    controller = StudyController(settings, connect_ray=lambda: connect_ray(settings))
+    controller = StudyController(settings, _ray())
     confirm = not method.startswith("hypevolve-noconf")
     n_trials = args.trials if confirm else max(2, round(search_budget(args) / args.epochs))
     request = StudyRequest(
@@ -379,7 +387,8 @@ def main() -> int:
             for name in args.sets:
                 writer, imgsz = GENERATED[name]
                 sets.append((name, writer(work / "data" / name), args.imgsz or imgsz))
-        connect_ray(Settings(HOME=work / "ray", DATA_ROOT=work))  # type: ignore[call-arg]
+        _RAY.append(RayLink(Settings(HOME=work / "ray", DATA_ROOT=work)))  # type: ignore[call-arg]
+        _ray().connect()
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(2, mp_context=context) as pool:
             for name, data_yaml, imgsz in sets:
@@ -395,9 +404,7 @@ def main() -> int:
                     finals = [r.fitness for r in rows if r.stage == "final" and r.fitness is not None]
                     mean = statistics.fmean(finals) if finals else math.nan
                     print(f"   {time.monotonic() - started:.0f}s; final fitness mean {mean:.4f} {finals}", flush=True)
-        disconnect_ray()
-        if ray.is_initialized():
-            ray.shutdown()
+        _ray().close()
     summarize(read_rows(csv_path), args, args.out)
     return 0
 

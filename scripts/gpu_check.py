@@ -17,7 +17,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import torch
 
-from service.ray_runtime import connect_ray, disconnect_ray
+from service.ray_runtime import RayLink
 from service.sample_data import write_sample_dataset
 from service.schemas import StudyRequest
 from service.settings import Settings
@@ -45,8 +45,8 @@ def main() -> int:
         home, data_root = Path(tmp) / "home", Path(tmp) / "data"
         write_sample_dataset(data_root / "shapes")
         settings = Settings(HOME=home, DATA_ROOT=data_root)  # type: ignore[call-arg]
-        controller = StudyController(settings, connect_ray=lambda: connect_ray(settings))
-        print(f"Ray resources: {connect_ray(settings)}", flush=True)
+        controller = StudyController(settings, RayLink(settings))
+        print(f"Ray resources: {controller.ray.connect()}", flush=True)
         request = StudyRequest(
             dataset="shapes/data.yaml", epochs=args.epochs, imgsz=args.imgsz, batch=32, n_trials=2, parallel=2,
             gpus_per_trial=args.gpus_per_trial, name="gpu-check",
@@ -63,7 +63,7 @@ def main() -> int:
             print(f"  trial {t.number}: {t.state:8} device {t.device} on {t.node}, {t.duration_s or 0:.1f}s, "
                   f"fitness {fitness}, epochs {[round(v, 3) for v in t.epochs]}{error}")  # fmt: skip
         controller.shutdown()
-        disconnect_ray()
+        controller.ray.close()
     device = "cpu" if args.cpu_smoke else "0"
     ok = study.state == "completed" and all(t.state == "complete" and t.device == device for t in trials)
     print("GPU check passed" if ok else "GPU check FAILED")

@@ -1,181 +1,245 @@
-"""Connecting the service to Ray: a local Ray by default, an existing cluster when RAY_ADDRESS is set.
+"""The API process's link to Ray: a local Ray by default, an existing cluster when RAY_ADDRESS is set.
 
 Ray can go away under the service: the kernel's OOM killer picks a raylet, a cluster's head
-restarts. The service process never goes with it, and gets Ray back:
+restarts. The API process never goes with it, and gets Ray back:
 
-- Ray's driver ends its own process when it cannot reach the GCS for
-  ``gcs_rpc_server_reconnect_timeout_s`` (60 s by default); the service raises that limit, so
-  losing Ray is an error a runner sees, never the end of the API.
-- ``ray_problem`` asks Ray to run a tiny task: the one test that covers the raylet, the GCS and
-  the head alike, through public API only.
-- ``restart_ray`` drops the dead connection (a local Ray's processes with it), and the next
-  ``connect_ray`` starts a new local Ray or joins the cluster again once its head is back. A
+- Everything that talks to Ray runs in a child process, the driver (service.ray_driver). Ray ends
+  a driver that loses its cluster for good; in a child, that ends the child. RayLink sees the pipe
+  close and answers every call in flight, and every later one, with RayLost.
+- ``problem`` asks Ray to run a tiny task: the one test that covers the raylet, the GCS and the
+  head alike, through public API only.
+- ``restart`` ends the driver (a local Ray's processes with it), and the next ``connect`` starts a
+  new one, which starts a new local Ray or joins the cluster again once its head is back. A
   generation number makes one restart serve every runner that saw the same loss.
 
-Not covered: when a cluster's head goes down with its raylet and GCS together, Ray's driver ends
-this process all the same (seen in a two-node test, whatever the limit); the next start of the
-service resumes every unfinished study from the database.
-
-Why in the API's own process, and not a separate one: everything a runner holds of Ray (the
-connection, its task handles) can be dropped and made again in-process, and this keeps one
-process to run, watch and stop; the API itself never waits on Ray.
+Why a child process, supervised by the API process, rather than a service of its own: the runners
+(study threads in the API process) stay where they are, one process is still all a user runs and
+stops, and the child can never outlive the API (it exits when its pipe closes).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
-import os
+import multiprocessing
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 import ray
 
+from service.ray_driver import PROBE_TIMEOUT_S, DriverConfig, DriverError, TaskOutcome, driver_main
 from service.settings import Settings
 from workers.offline import OFFLINE_ENV
 
 logger = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_S = 180.0  # starting a local Ray on a loaded machine takes a while; joining, less
+CALL_MARGIN_S = 60.0  # how much longer than its own timeout a call may take before the driver is judged hung
+CLOSE_WAIT_S = 30.0
 
-class _RayOwner(threading.Thread):
-    """The thread that starts Ray and outlives every user of it.
+__all__ = ["DriverError", "RayLink", "RayLost", "TaskOutcome"]
 
-    A local Ray's GCS and raylet are started with a parent-death signal, which Linux sends when the
-    *thread* that forked them exits: started from a study's runner thread, they were killed as soon
-    as that study finished. This thread waits until disconnect_ray instead.
-    """
+
+class RayLost(Exception):
+    """Ray itself is gone (its raylet, GCS or head, or the driver process), not one worker."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Driver:
+    """One driver process and the calls in flight to it."""
+
+    def __init__(self, config: DriverConfig) -> None:
+        context = multiprocessing.get_context("spawn")  # the API process has threads: never fork it
+        self._conn, child_conn = context.Pipe()
+        # daemon: multiprocessing ends it when the API process exits normally; the closed pipe ends it
+        # when the API process is killed.
+        self.process = context.Process(target=driver_main, args=(child_conn, config), name="ray-driver", daemon=True)
+        self.process.start()
+        child_conn.close()
+        self.ready: Future[dict[str, float]] = Future()
+        self.lost: str | None = None
+        self._lock = threading.Lock()
+        self._calls = itertools.count()
+        self._pending: dict[int, Future[tuple[str, Any]]] = {}
+        threading.Thread(target=self._read, name="ray-driver-reader", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            kind, value = self._conn.recv()
+            if kind == "ready":
+                self.ready.set_result(value)
+            else:
+                self.ready.set_exception(RuntimeError(f"could not connect to Ray: {value}"))
+            while True:
+                call_id, status, value = self._conn.recv()
+                with self._lock:
+                    future = self._pending.pop(call_id, None)
+                if future is not None:
+                    future.set_result((status, value))
+        except (EOFError, OSError):
+            pass
+        self.process.join(10)
+        self._lose(f"the Ray driver process exited (exit code {self.process.exitcode})")
+
+    def _lose(self, reason: str) -> None:
+        with self._lock:
+            if self.lost is None:
+                self.lost = reason
+            pending, self._pending = self._pending, {}
+        if not self.ready.done():
+            self.ready.set_exception(RuntimeError(f"could not connect to Ray: {reason}"))
+        for future in pending.values():
+            future.set_exception(RayLost(reason))
+
+    def call(self, op: str, args: tuple[Any, ...], timeout_s: float) -> Any:
+        future: Future[tuple[str, Any]] = Future()
+        with self._lock:
+            if self.lost is not None:
+                raise RayLost(self.lost)
+            call_id = next(self._calls)
+            self._pending[call_id] = future
+            try:
+                self._conn.send((call_id, op, args))
+            except (OSError, ValueError) as exc:
+                self._pending.pop(call_id, None)
+                raise RayLost(f"the Ray driver process is gone: {exc}") from exc
+        try:
+            status, value = future.result(timeout_s)
+        except FutureTimeout:
+            with self._lock:
+                self._pending.pop(call_id, None)
+            raise RayLost(f"the Ray driver did not answer {op} within {timeout_s:g}s") from None
+        if status == "raised":
+            raise DriverError(value)
+        return value
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            self._conn.send((-1, "close", ()))
+        self.process.join(CLOSE_WAIT_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(10)
+        self._lose("the Ray driver was closed")
+        with contextlib.suppress(OSError):
+            self._conn.close()
+
+
+class RayLink:
+    """What runners use of Ray: connect, submit a trial's task, wait for and cancel tasks, probe.
+
+    Every call but ``connect`` raises RayLost when the driver is gone or does not answer, and
+    DriverError when Ray answered with an error."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(name="ray-owner", daemon=True)
         self._settings = settings
-        self.ready = threading.Event()
-        self.release = threading.Event()
-        self.resources: dict[str, float] = {}
-        self.error: BaseException | None = None
-        self.started_ray = False
+        self._lock = threading.Lock()
+        self._driver: _Driver | None = None
+        self._generation = 0
+        self._restarting: str | None = None  # why Ray is being restarted, until it is connected again
 
-    def run(self) -> None:
+    @property
+    def generation(self) -> int:
+        """Which driver this is: restart counts them."""
+        return self._generation
+
+    def _config(self) -> DriverConfig:
+        address = self._settings.RAY_ADDRESS
+        if not address and ray.is_initialized():
+            # Ray was connected by the process embedding the service (a test, a notebook): join it.
+            address = ray.get_runtime_context().gcs_address
+        return DriverConfig(address=address, num_cpus=self._settings.RAY_NUM_CPUS, env_vars=dict(OFFLINE_ENV))
+
+    def connect(self) -> dict[str, float]:
+        """Start the driver if none runs and return the cluster's resources as seen when it
+        connected. Trials on every node get the offline environment, so no training reaches the
+        network. Raises RuntimeError when Ray could not be started or joined."""
+        with self._lock:
+            if self._driver is None or self._driver.lost is not None:
+                if self._driver is not None:
+                    self._driver.close()
+                config = self._config()
+                logger.info("starting the Ray driver: %s", config.address or "a local Ray")
+                self._driver = _Driver(config)
+            driver = self._driver
         try:
-            self._connect()
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self.ready.set()
-        self.release.wait()
+            resources = driver.ready.result(CONNECT_TIMEOUT_S)
+        except FutureTimeout:
+            driver.close()
+            raise RuntimeError(f"could not connect to Ray within {CONNECT_TIMEOUT_S:g}s") from None
+        self._restarting = None
+        return dict(resources)
 
-    def _connect(self) -> None:
-        settings = self._settings
-        # Read by Ray's driver at ray.init: without it, a GCS out of reach for 60 s ends this process.
-        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(GCS_RECONNECT_TIMEOUT_S))
-        runtime_env = {"env_vars": dict(OFFLINE_ENV)}
-        if ray.is_initialized():
-            pass  # connected by the embedding process (a test, a notebook): use that connection
-        elif settings.RAY_ADDRESS:
-            logger.info("joining the Ray cluster at %s", settings.RAY_ADDRESS)
-            ray.init(address=settings.RAY_ADDRESS, runtime_env=runtime_env)
-            self.started_ray = True
-        else:
-            # address="local": a new Ray of our own, even where `ray start` left a cluster on this
-            # machine (a bare ray.init() would join that one). No dashboard: it serves a jobs API
-            # that runs code for whoever reaches it.
-            ray.init(address="local", num_cpus=settings.RAY_NUM_CPUS, include_dashboard=False, runtime_env=runtime_env)
-            self.started_ray = True
-        self.resources = dict(ray.cluster_resources())
-        logger.info("Ray resources: %s", self.resources)
+    def _call(self, op: str, *args: Any, timeout_s: float) -> Any:
+        driver = self._driver
+        if driver is None:
+            raise RayLost("not connected")
+        return driver.call(op, args, timeout_s)
 
+    def submit(self, task: str, options: dict[str, Any], *args: Any) -> str:
+        """Run ``task`` ("module:name" of a Ray remote function) with ``options``; returns its key."""
+        key: str = self._call("submit", task, options, args, timeout_s=CALL_MARGIN_S)
+        return key
 
-GCS_RECONNECT_TIMEOUT_S = 10 * 365 * 24 * 3600
-PROBE_TIMEOUT_S = 20.0
+    def wait(self, keys: list[str], timeout_s: float) -> list[tuple[str, TaskOutcome]]:
+        """The tasks among ``keys`` that ended within ``timeout_s`` (one at least, unless none did),
+        with how; they are forgotten once returned."""
+        ended: list[tuple[str, TaskOutcome]] = self._call("wait", keys, timeout_s, timeout_s=timeout_s + CALL_MARGIN_S)
+        return ended
 
-_lock = threading.Lock()
-_owner: _RayOwner | None = None
-_generation = 0
-_restarting: str | None = None  # why Ray is being restarted, until it is connected again
+    def cancel(self, keys: list[str]) -> None:
+        """Cancel these tasks and forget them; a Ray that is gone cannot, and they end all the same."""
+        with contextlib.suppress(RayLost, DriverError):
+            self._call("cancel", keys, timeout_s=CALL_MARGIN_S)
 
-
-def ray_generation() -> int:
-    """Which connection this is: restart_ray counts them."""
-    return _generation
-
-
-@ray.remote(num_cpus=0, max_retries=0)
-def _probe() -> bool:
-    return True
-
-
-def ray_problem(timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
-    """None when Ray runs a task (num_cpus=0: it need not wait for a trial's CPUs), else what is wrong."""
-    if not ray.is_initialized():
-        return "not connected"
-    try:
-        ray.get(_probe.remote(), timeout=timeout_s)
-    except ray.exceptions.GetTimeoutError:
-        return f"Ray did not run a probe task within {timeout_s:g}s"
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return None
-
-
-def restart_ray(generation: int, reason: str) -> None:
-    """Drop the connection of ``generation`` (a local Ray's processes with it) so that the next
-    connect_ray starts Ray again; nothing if that was done already for this generation. Refused for a
-    Ray this module did not connect (a test's, a notebook's): it is theirs to restart."""
-    global _owner, _generation, _restarting
-    with _lock:
-        if generation != _generation:
-            return
-        owner = _owner
-        if owner is not None and owner.error is None and not owner.started_ray:
-            raise RuntimeError("Ray was connected by the process embedding the service; restart it there")
-        _owner, _generation, _restarting = None, _generation + 1, reason
-    logger.warning("Ray lost (%s): restarting the connection", reason)
-    if owner is not None:
+    def problem(self, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+        """None when Ray runs a task (one that needs no CPU: it must not wait behind a trial), else
+        what is wrong."""
         try:
-            if ray.is_initialized():
-                ray.shutdown()
-        finally:
-            owner.release.set()
+            answer: str | None = self._call("problem", timeout_s, timeout_s=timeout_s + CALL_MARGIN_S)
+        except (RayLost, DriverError) as exc:
+            return str(exc)
+        return answer
 
+    def restart(self, generation: int, reason: str) -> None:
+        """End the driver of ``generation`` (a local Ray's processes with it) so that the next connect
+        starts a new one; nothing if that was done already for this generation."""
+        with self._lock:
+            if generation != self._generation:
+                return
+            driver, self._driver = self._driver, None
+            self._generation += 1
+            self._restarting = reason
+        logger.warning("Ray lost (%s): restarting the driver", reason)
+        if driver is not None:
+            driver.close()
 
-def connect_ray(settings: Settings) -> dict[str, float]:
-    """Connect once per process and return the cluster's resources as seen then (later calls return
-    the same at once). Trials on every node get the offline environment, so no training reaches the
-    network."""
-    global _owner, _restarting
-    with _lock:
-        if _owner is None or _owner.error is not None:
-            _owner = _RayOwner(settings)
-            _owner.start()
-        owner = _owner
-    owner.ready.wait()
-    if owner.error is not None:
-        raise RuntimeError(f"could not connect to Ray: {owner.error}") from owner.error
-    _restarting = None
-    return dict(owner.resources)
+    def status(self) -> str:
+        """What the API process knows of Ray, without asking Ray (which may be gone): "not started"
+        before the first study, "connecting", "connected: <resources>", or what went wrong."""
+        if self._restarting is not None:
+            return f"restarting: {self._restarting}"
+        driver = self._driver
+        if driver is None:
+            return "not started"
+        if not driver.ready.done():
+            return "connecting"
+        if driver.ready.exception() is not None:
+            return f"unreachable: {driver.ready.exception()}"
+        if driver.lost is not None:
+            return f"lost: {driver.lost}"
+        resources = driver.ready.result()
+        return "connected: " + ", ".join(f"{k} {v:g}" for k, v in sorted(resources.items()) if k in ("CPU", "GPU"))
 
-
-def ray_status() -> str:
-    """What this process knows of its Ray, without asking Ray (which may be gone): "not started"
-    before the first study, "connecting", "connected: <resources>", or the error that stopped it."""
-    owner = _owner
-    if _restarting is not None:
-        return f"restarting: {_restarting}"
-    if owner is None:
-        return "not started"
-    if not owner.ready.is_set():
-        return "connecting"
-    if owner.error is not None:
-        return f"unreachable: {owner.error}"
-    if not ray.is_initialized():
-        return "disconnected"
-    return "connected: " + ", ".join(f"{k} {v:g}" for k, v in sorted(owner.resources.items()) if k in ("CPU", "GPU"))
-
-
-def disconnect_ray() -> None:
-    """Undo connect_ray: shut down the local Ray or leave the cluster, if this module connected."""
-    global _owner
-    with _lock:
-        owner, _owner = _owner, None
-    if owner is None:
-        return
-    if owner.started_ray and ray.is_initialized():
-        ray.shutdown()
-    owner.release.set()
+    def close(self) -> None:
+        """End the driver: a local Ray shuts down, a cluster is left."""
+        with self._lock:
+            driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 
@@ -12,7 +11,7 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimitMiddleware
 from service.api.security import APIKeyMiddleware
 from service.api.studies import Controller, router
-from service.ray_runtime import connect_ray, disconnect_ray, ray_status
+from service.ray_runtime import RayLink
 from service.schemas import HealthOut
 from service.settings import Settings
 from service.studies.controller import StudyController
@@ -28,14 +27,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        controller = StudyController(settings, connect_ray=partial(connect_ray, settings))
+        controller = StudyController(settings, RayLink(settings))
         app.state.controller = controller
         controller.resume_unfinished()
         try:
             yield
         finally:
             controller.shutdown()
-            disconnect_ray()
+            controller.ray.close()
 
     app = FastAPI(
         title="hypevolve",
@@ -59,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database = "ok"
         except Exception as exc:
             database = f"unreachable: {first_line(exc)[:300]}"
-        return HealthOut(status="ok" if database == "ok" else "degraded", database=database, ray=ray_status())
+        status = "ok" if database == "ok" else "degraded"
+        return HealthOut(status=status, database=database, ray=controller.ray.status())
 
     return app

@@ -8,7 +8,6 @@ import shutil
 import threading
 import uuid
 import warnings
-from collections.abc import Callable
 from typing import Any, Literal
 
 import optuna
@@ -16,6 +15,7 @@ import optuna
 from hyps import fitness
 from service.datasets import check_dataset
 from service.errors import Conflict, InvalidRequest, NotReady
+from service.ray_runtime import RayLink
 from service.schemas import StudyOut, StudyRequest, StudyState, TrialOut
 from service.settings import Settings
 from service.studies.confirmation import PLAN_ATTR as CONFIRMATION_PLAN
@@ -29,7 +29,6 @@ from service.studies.runner import RunnerContext, StudyRunner
 from service.studies.store import StudyRecord, StudyStore
 from service.studies.trials import TrialBook
 from workers.storage import open_optuna_storage
-from workers.task import run_trial
 from workers.trial_attrs import IMPORT_BATCH, IMPORT_LINE, IMPORTED, METRICS, SEED_HYP
 
 logger = logging.getLogger(__name__)
@@ -41,14 +40,15 @@ ExportSource = Literal["confirmation", "screening"]
 class StudyController:
     """Owns the database, the Optuna storage and one runner thread per unfinished study."""
 
-    def __init__(self, settings: Settings, connect_ray: Callable[[], dict[str, float]], trial_task: Any = None) -> None:
+    def __init__(self, settings: Settings, ray: RayLink, trial_task: str = "workers.task:run_trial") -> None:
         settings.prepare_dirs()
         self.settings = settings
         self.store = StudyStore(settings.DATABASE_URL)
         self.storage = open_optuna_storage(
             settings.DATABASE_URL, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_GRACE_S
         )
-        self._context = RunnerContext(settings, self.store, connect_ray, trial_task or run_trial)
+        self.ray = ray
+        self._context = RunnerContext(settings, self.store, ray, trial_task)
         self._runners: dict[int, StudyRunner] = {}
         self._lock = threading.Lock()
 

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import optuna
-import ray
 from optuna.trial import TrialState
 
-from service.ray_runtime import ray_generation, ray_problem, restart_ray
+from service.ray_driver import TaskOutcome, error_text
+from service.ray_runtime import DriverError, RayLink, RayLost
 from service.samplers import build_sampler
 from service.schemas import StudyRequest, StudyState
 from service.settings import Settings
 from service.studies.confirmation import is_screening, start_confirmation
 from service.studies.store import StudyRecord, StudyStore
 from service.studies.trials import TrialBook, counted_failures
-from workers.db_retry import Backoff, DatabaseUnreachable, is_transient_db_error, retry_db
+from workers.db_retry import Backoff, is_transient_db_error, retry_db
 from workers.storage import open_optuna_storage
 from workers.task import ReportTo
 from workers.training import TrialResult, TrialSpec
@@ -40,39 +38,13 @@ StopReason = Literal["user", "shutdown"]
 
 @dataclass(frozen=True)
 class RunnerContext:
-    """What every runner shares: settings, the study store, how to reach Ray, and the Ray task that
-    runs one trial (workers.task.run_trial; tests of scheduling pass a stand-in)."""
+    """What every runner shares: settings, the study store, the link to Ray, and the Ray task that
+    runs one trial, as "module:name" (workers.task:run_trial; tests of scheduling name a stand-in)."""
 
     settings: Settings
     store: StudyStore
-    connect_ray: Callable[[], dict[str, float]]
-    trial_task: Any
-
-
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _error_text(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None)  # RayTaskError carries the worker's own exception
-    if isinstance(cause, BaseException):
-        exc = cause
-    # ultralytics colours its messages for terminals; an API answer should not carry the codes.
-    return _ANSI_ESCAPE.sub("", f"{type(exc).__name__}: {exc}")
-
-
-def _cancel_refs(refs: Iterable[ray.ObjectRef]) -> None:
-    """Cancel these trainings; a Ray that is gone may refuse, and the trials end here all the same."""
-    for ref in refs:
-        with contextlib.suppress(Exception):
-            ray.cancel(ref, force=True)
-
-
-class _RayLost(Exception):
-    """Ray itself is gone (its raylet, GCS or head), not one worker: the runner waits for it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    ray: RayLink
+    trial_task: str = "workers.task:run_trial"
 
 
 class StudyRunner(threading.Thread):
@@ -90,7 +62,7 @@ class StudyRunner(threading.Thread):
         self._context = context
         self._stop_reason: StopReason | None = None
         # The trials dispatched and not settled, and their book: what a crash of the loop must end.
-        self._inflight: dict[ray.ObjectRef, optuna.Trial] = {}
+        self._inflight: dict[str, optuna.Trial] = {}
         self._book: TrialBook | None = None
         self._ray_generation = 0
         # Why the study runs no trials at the moment (Ray lost and being restarted); None while it does.
@@ -106,7 +78,7 @@ class StudyRunner(threading.Thread):
             self._run()
         except Exception as exc:
             logger.exception("study %d failed", self.study_id)
-            error = _error_text(exc)
+            error = error_text(exc)
             self._end_orphans(f"interrupted: the study failed: {error}")
             try:
                 self._set_state(StudyState.FAILED, error=error)
@@ -116,7 +88,7 @@ class StudyRunner(threading.Thread):
     def _end_orphans(self, reason: str) -> None:
         """After the loop itself raised: cancel what it dispatched and end every trial it left RUNNING
         (requeued, so that resuming the study runs them again). Nothing may stay running for good."""
-        _cancel_refs(self._inflight)
+        self._context.ray.cancel(list(self._inflight))
         self._inflight.clear()
         if self._book is None:
             return
@@ -130,8 +102,8 @@ class StudyRunner(threading.Thread):
     def _run(self) -> None:
         record = self._record
         request, plan = record.request, record.plan
-        resources = self._context.connect_ray()
-        self._ray_generation = ray_generation()
+        resources = self._context.ray.connect()
+        self._ray_generation = self._context.ray.generation
         settings = self._context.settings
         storage_url = settings.DATABASE_URL
         storage = open_optuna_storage(storage_url, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_GRACE_S)
@@ -220,13 +192,13 @@ class StudyRunner(threading.Thread):
                 if not inflight:
                     break
                 try:
-                    ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
-                except ray.exceptions.RayError:
+                    ready = self._context.ray.wait(list(inflight), POLL_S)
+                except DriverError:
                     self._check_ray()
                     raise
-                for ref in ready:
-                    self._settle(book, inflight[ref], ref)
-                    del inflight[ref]
+                for key, outcome in ready:
+                    self._settle(book, inflight[key], outcome)
+                    del inflight[key]
                 reaped = False
                 if time.monotonic() >= next_reap:
                     reaped = self._reap_stale(book, inflight)
@@ -235,7 +207,7 @@ class StudyRunner(threading.Thread):
                     # A requeued failure gave its place in the budget back to its retry.
                     used = book.budget_used()
                     failure = self._too_many_failures(study)
-            except _RayLost as lost:
+            except RayLost as lost:
                 self._wait_for_ray(book, inflight, lost.reason)
                 recovering = True  # recount the budget; let workers beat before judging heartbeats
             except Exception as exc:
@@ -247,7 +219,7 @@ class StudyRunner(threading.Thread):
             self._retry(lambda: self._cancel(book, inflight), "cancel")
         return failure
 
-    def _requeue_undispatched(self, book: TrialBook, inflight: dict[ray.ObjectRef, optuna.Trial]) -> None:
+    def _requeue_undispatched(self, book: TrialBook, inflight: dict[str, optuna.Trial]) -> None:
         """After a database outage: a trial that is RUNNING but not in flight was asked when the
         database went away, before its training was dispatched. Nothing will end it: requeue it."""
         dispatched = {trial.number for trial in inflight.values()}
@@ -256,35 +228,35 @@ class StudyRunner(threading.Thread):
                 book.fail(trial.number, "interrupted: the database was unreachable", interrupted=True)
 
     def _check_ray(self) -> None:
-        """Raise _RayLost when Ray itself does not run a task; return when it does (then what went
+        """Raise RayLost when Ray itself does not run a task; return when it does (then what went
         wrong was one worker or task, and the caller's own handling applies)."""
-        problem = ray_problem()
+        problem = self._context.ray.problem()
         if problem is not None:
-            raise _RayLost(problem)
+            raise RayLost(problem)
 
-    def _wait_for_ray(self, book: TrialBook, inflight: dict[ray.ObjectRef, optuna.Trial], reason: str) -> None:
+    def _wait_for_ray(self, book: TrialBook, inflight: dict[str, optuna.Trial], reason: str) -> None:
         """Ray is gone: its trials are interrupted (requeued, not counted against max_retries or
         max_failed_trials), then Ray is restarted (local) or joined again (a cluster, once its head
         is back), trying with a backoff up to 30 s until it runs a task or the study is stopped."""
         logger.warning("study %d: Ray lost (%s); waiting for it", self.study_id, reason)
         self.waiting = f"waiting for Ray: {reason}"
         error = f"interrupted: Ray was lost ({reason})"
-        _cancel_refs(inflight)
+        self._context.ray.cancel(list(inflight))
         for trial in inflight.values():
             self._retry(partial(book.fail, trial.number, error, interrupted=True), "interrupt")
         inflight.clear()
         delay = 1.0
         while self._stop_reason is None:
             try:
-                restart_ray(self._ray_generation, reason)
-                self._context.connect_ray()
-                self._ray_generation = ray_generation()
-                problem = ray_problem()
+                self._context.ray.restart(self._ray_generation, reason)
+                self._context.ray.connect()
+                self._ray_generation = self._context.ray.generation
+                problem = self._context.ray.problem()
                 if problem is None:
                     break
                 reason = problem
             except Exception as exc:
-                reason = _error_text(exc)
+                reason = error_text(exc)
             self.waiting = f"waiting for Ray: {reason}"
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
@@ -332,7 +304,7 @@ class StudyRunner(threading.Thread):
             raise ValueError(f"gpus_per_trial {asked:g} but the Ray cluster has {cluster_gpus:g} GPUs")
         return float(asked)
 
-    def _dispatch(self, trial: optuna.Trial, report_to: ReportTo, gpus: float) -> ray.ObjectRef:
+    def _dispatch(self, trial: optuna.Trial, report_to: ReportTo, gpus: float) -> str:
         spec = self._spec(trial)
         options = {
             "num_cpus": self._context.settings.CPUS_PER_TRIAL,
@@ -340,36 +312,35 @@ class StudyRunner(threading.Thread):
             "name": f"study-{self.study_id}/trial-{spec.trial_number}",
         }
         try:
-            return self._context.trial_task.options(**options).remote(spec, report_to)
+            return self._context.ray.submit(self._context.trial_task, options, spec, report_to)
         except Exception as exc:
             # The trial was asked; it is RUNNING with nothing to end it: interrupt it, then see why.
-            book, error = self._book, f"interrupted: {_error_text(exc)}"
+            book, error = self._book, f"interrupted: {error_text(exc)}"
             assert book is not None
             self._retry(lambda: book.fail(trial.number, error, interrupted=True), "dispatch")
             self._check_ray()
             raise
 
-    def _settle(self, book: TrialBook, trial: optuna.Trial, ref: ray.ObjectRef) -> None:
+    def _settle(self, book: TrialBook, trial: optuna.Trial, outcome: TaskOutcome) -> None:
         number = trial.number
-        try:
-            result: TrialResult = ray.get(ref)
-        except ray.exceptions.TaskCancelledError:
+        if outcome.kind == "cancelled":
             book.fail(number, "cancelled", interrupted=True)
             return
-        except ray.exceptions.RayTaskError as exc:
-            if isinstance(exc.cause, DatabaseUnreachable):  # not the training's doing: run it again
-                book.fail(number, f"interrupted: {_error_text(exc)}", interrupted=True)
+        if outcome.kind == "raised":
+            if outcome.database_unreachable:  # not the training's doing: run it again
+                book.fail(number, f"interrupted: {outcome.error}", interrupted=True)
                 return
             # The training itself raised: a retry would too.
-            logger.warning("study %d trial %d failed: %s", self.study_id, number, _error_text(exc))
-            book.fail(number, _error_text(exc))
+            logger.warning("study %d trial %d failed: %s", self.study_id, number, outcome.error)
+            book.fail(number, outcome.error)
             return
-        except ray.exceptions.RayError as exc:  # its worker process or node was lost, or Ray itself
+        if outcome.kind == "lost":  # its worker process or node was lost, or Ray itself
             self._check_ray()
-            error = f"worker lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            error = f"worker lost: {outcome.error}"
             logger.warning("study %d trial %d: %s", self.study_id, number, error)
             book.fail(number, error, max_retries=self._record.request.max_retries)
             return
+        result: TrialResult = outcome.result
         if result.pruned:
             book.prune(number, result.user_attrs())
             return
@@ -381,17 +352,17 @@ class StudyRunner(threading.Thread):
             # trainings are judged together, in the verdict.
             self._context.store.record_if_best(self.study_id, number, trial.params, result.fitness, result.metrics)
 
-    def _reap_stale(self, book: TrialBook, inflight: dict[ray.ObjectRef, optuna.Trial]) -> bool:
+    def _reap_stale(self, book: TrialBook, inflight: dict[str, optuna.Trial]) -> bool:
         """Fail running trials whose heartbeat went stale (a hung or vanished worker that Ray has not
         reported), cancel their tasks, and requeue them under the retry policy."""
         stale = book.stale_trial_ids()
         if stale and any(book.trial_id(t.number) in stale for t in inflight.values()):
             self._check_ray()  # silent workers because Ray itself is gone: not their loss
         reaped = False
-        for ref, trial in list(inflight.items()):
+        for key, trial in list(inflight.items()):
             if book.trial_id(trial.number) in stale:
-                ray.cancel(ref, force=True)
-                del inflight[ref]
+                self._context.ray.cancel([key])
+                del inflight[key]
                 grace = self._context.settings.HEARTBEAT_GRACE_S
                 book.fail(
                     trial.number,
@@ -412,13 +383,13 @@ class StudyRunner(threading.Thread):
             f"last, trial {last.number}: {last.user_attrs.get(ERROR)}"
         )
 
-    def _cancel(self, book: TrialBook, inflight: dict[ray.ObjectRef, optuna.Trial]) -> None:
+    def _cancel(self, book: TrialBook, inflight: dict[str, optuna.Trial]) -> None:
         reason = {
             "user": "cancelled: study stopped",
             "shutdown": "interrupted: service shut down",
             None: "cancelled: the study failed",
         }[self._stop_reason]
-        _cancel_refs(inflight)
+        self._context.ray.cancel(list(inflight))
         for trial in inflight.values():
             book.fail(trial.number, reason, interrupted=True)
 

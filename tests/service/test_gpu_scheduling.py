@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import ray
 
-from service.ray_runtime import connect_ray, disconnect_ray
+from service.ray_runtime import RayLink
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings
-from tests.service.fake_trainer import HOLD_S, Hold, fake_trial
+from tests.service.fake_trainer import HOLD_S, Hold
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,6 @@ pytestmark = pytest.mark.slow
 def ray_with_one_declared_gpu() -> Iterator[None]:
     ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False)
     yield
-    disconnect_ray()
     ray.shutdown()
 
 
@@ -34,9 +33,11 @@ def controller(
 ) -> Iterator[StudyController]:
     copy_dataset(shapes_root, data_root)
     settings = make_settings(tmp_path / "home", data_root)
-    controller = StudyController(settings, connect_ray=lambda: connect_ray(settings), trial_task=fake_trial)
+    # The service's driver joins the Ray this test started (with its declared GPU).
+    controller = StudyController(settings, RayLink(settings), trial_task="tests.service.fake_trainer:fake_trial")
     yield controller
     controller.shutdown()
+    controller.ray.close()
 
 
 def _finished_trials(controller: StudyController, study_id: int, timeout: float = 60) -> list[Hold]:

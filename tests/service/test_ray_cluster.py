@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,47 +32,61 @@ def _start_node(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]
 
 
 def _stop_node(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+    # SIGKILL to the node's own process group: `ray start --block` took its 30 s to stop on SIGTERM.
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
 
 
-@pytest.fixture(scope="module")
-def cluster_env() -> Iterator[dict[str, str]]:
-    port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    head = _start_node(["--head", f"--port={port}", "--include-dashboard=false"], env)
-    nodes = [head]
-    try:
-        status = [RAY, "status", f"--address=127.0.0.1:{port}"]
+class Cluster:
+    """A head and a second node on this machine, each `ray start --block` in its own session."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self.head: subprocess.Popen[bytes] | None = None
+        self.node: subprocess.Popen[bytes] | None = None
+
+    def _status(self) -> str:
+        status = [RAY, "status", f"--address=127.0.0.1:{self.port}"]
+        answer = subprocess.run(status, env=self.env, capture_output=True, text=True)
+        return answer.stdout if answer.returncode == 0 else ""
+
+    def start(self) -> None:
+        """Start the head, then the second node, and wait until both are in the cluster."""
+        head = self.head = _start_node(["--head", f"--port={self.port}", "--include-dashboard=false"], self.env)
 
         def head_up() -> bool:
             assert head.poll() is None, "the head node exited"
-            return subprocess.run(status, env=env, capture_output=True).returncode == 0
+            return bool(self._status())
 
         wait_for(head_up, 60, "the Ray head")
-        nodes.append(_start_node([f"--address=127.0.0.1:{port}"], env))
+        self.node = _start_node([f"--address=127.0.0.1:{self.port}"], self.env)
+        wait_for(lambda: self._status().count(" node_") >= 2, 60, "the second Ray node")
 
-        def two_nodes() -> bool:
-            out = subprocess.run(status, env=env, capture_output=True, text=True).stdout
-            return out.count(" node_") >= 2
+    def stop(self) -> None:
+        """SIGKILL both nodes, the head first."""
+        for process in (self.head, self.node):
+            if process is not None and process.poll() is None:
+                _stop_node(process)
 
-        wait_for(two_nodes, 60, "the second Ray node")
-        yield {**env, "HYPEVOLVE_RAY_ADDRESS": f"127.0.0.1:{port}"}
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
     finally:
-        for node in reversed(nodes):
-            _stop_node(node)
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
 def server(
-    cluster_env: dict[str, str], small_shapes_root: Path, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster, small_shapes_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[httpx.Client]:
     home = tmp_path_factory.mktemp("home")
-    process, client = start_server(home, small_shapes_root, f"sqlite:///{home / 'hypevolve.db'}", cluster_env)
+    env = {**cluster.env, "HYPEVOLVE_RAY_ADDRESS": f"127.0.0.1:{cluster.port}"}
+    process, client = start_server(home, small_shapes_root, f"sqlite:///{home / 'hypevolve.db'}", env)
     yield client
     stop_server(process, client)
 
@@ -94,3 +109,45 @@ def test_trials_run_on_both_nodes_of_the_cluster(server: httpx.Client) -> None:
     # One CPU per node and two trials at once: the cluster had to use both nodes.
     assert len({t["node_id"] for t in trials}) == 2
     assert all(t["device"] == "cpu" for t in trials)
+
+
+def test_a_head_that_goes_down_and_comes_back_is_joined_again(server: httpx.Client, cluster: Cluster) -> None:
+    request = {"dataset": "shapes/data.yaml", "epochs": 4, "imgsz": 64, "n_trials": 3, "parallel": 2}
+    study_id = server.post("/studies", json={**request, "confirm_top_k": 0}).json()["id"]
+
+    def training() -> bool:
+        trials = server.get(f"/studies/{study_id}/trials").json()
+        return any(t["state"] == "running" and t["epochs"] for t in trials)
+
+    wait_for(training, 180, "a trial to train")
+    # SIGKILL every process of the head node (its GCS, raylet and workers). Without its head the
+    # second node cannot stay in the cluster: stop it as well, and start both again on the same
+    # port and token (as a supervisor of the cluster would).
+    cluster.stop()
+    statuses: set[int] = set()
+
+    def waiting_for_ray() -> bool:
+        answer = server.get(f"/studies/{study_id}")
+        statuses.add(answer.status_code)
+        return bool(answer.json()["waiting"])
+
+    wait_for(waiting_for_ray, 120, "the study to wait for Ray")
+    cluster.start()
+
+    def finished() -> dict[str, Any] | None:
+        answer = server.get(f"/studies/{study_id}")
+        statuses.add(answer.status_code)
+        study: dict[str, Any] = answer.json()
+        return study if study["state"] not in ("queued", "running") else None
+
+    study = wait_for(finished, 900, f"study {study_id} to finish")
+    # The API answered all along (Ray's driver used to end the service with its head), and the
+    # study ended with its full count: what the head's loss interrupted ran again, counted once.
+    assert statuses == {200}
+    assert study["state"] == "completed", study
+    assert study["counts"]["complete"] == 3, study
+    assert study["waiting"] is None
+    for trial in server.get(f"/studies/{study_id}/trials").json():
+        if trial["state"] == "fail":
+            assert trial["error"].startswith("interrupted: "), trial
+    assert server.get("/healthz").json()["ray"].startswith("connected: ")

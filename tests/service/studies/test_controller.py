@@ -9,13 +9,17 @@ from pathlib import Path
 
 import optuna
 
+from service.ray_runtime import RayLink
 from service.schemas import StudyOut, StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings
 
 
-def no_ray() -> dict[str, float]:
-    raise RuntimeError("no Ray in this test")
+class NoRay(RayLink):
+    """A link to a Ray that cannot be reached: what a runner sees when Ray does not start."""
+
+    def connect(self) -> dict[str, float]:
+        raise RuntimeError("no Ray in this test")
 
 
 def _ended(controller: StudyController, study_id: int) -> StudyOut:
@@ -31,7 +35,7 @@ def test_a_start_ends_running_trials_of_studies_no_runner_owns(
 ) -> None:
     copy_dataset(shapes_root, data_root)
     settings = make_settings(tmp_path / "home", data_root)
-    controller = StudyController(settings, connect_ray=no_ray)
+    controller = StudyController(settings, NoRay(settings))
     study = controller.create_study(StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=2))
     study = _ended(controller, study.id)
     assert study.state == "failed"
@@ -43,7 +47,7 @@ def test_a_start_ends_running_trials_of_studies_no_runner_owns(
         orphan = optuna_study.ask()
     controller.shutdown()
 
-    restarted = StudyController(settings, connect_ray=no_ray)
+    restarted = StudyController(settings, NoRay(settings))
     restarted.resume_unfinished()
     trials = {t.number: t for t in restarted.trials(study.id)}
     assert trials[orphan.number].state == "fail"

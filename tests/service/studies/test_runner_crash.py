@@ -10,27 +10,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 
-from service.ray_runtime import connect_ray, disconnect_ray
+from service.ray_runtime import RayLink
 from service.schemas import StudyOut, StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings
-from tests.service.fake_trainer import HOLD_S, POISON_FILE, poisoned_trial
+from tests.service.fake_trainer import HOLD_S, POISON_FILE
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def controller(tmp_path: Path, data_root: Path, shapes_root: Path) -> Iterator[StudyController]:
-    ray.init(address="local", num_cpus=4, include_dashboard=False)
     copy_dataset(shapes_root, data_root)
-    settings = make_settings(tmp_path / "home", data_root)
-    controller = StudyController(settings, connect_ray=lambda: connect_ray(settings), trial_task=poisoned_trial)
+    settings = make_settings(tmp_path / "home", data_root, RAY_NUM_CPUS=4)
+    ray = RayLink(settings)
+    controller = StudyController(settings, ray, trial_task="tests.service.fake_trainer:poisoned_trial")
     yield controller
     controller.shutdown()
-    disconnect_ray()
-    ray.shutdown()
+    ray.close()
 
 
 def _ended(controller: StudyController, study_id: int, timeout: float = 90) -> StudyOut:
