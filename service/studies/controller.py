@@ -263,7 +263,10 @@ class StudyController:
         except KeyError:  # the row outlived a failed creation: there is no Optuna study, nor trials
             return
         # A completed study runs nothing again; any other can be resumed, and runs them then.
-        book.fail_running(reason, interrupted=record.state != StudyState.COMPLETED)
+        unfinished = record.state != StudyState.COMPLETED
+        book.fail_running(reason, interrupted=unfinished)
+        if unfinished:
+            book.enqueue_missing_retries()
 
     def _start_runner(self, study_id: int) -> None:
         with self._lock:

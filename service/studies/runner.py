@@ -169,6 +169,7 @@ class StudyRunner(threading.Thread):
             try:
                 if recovering:
                     self._requeue_undispatched(book, inflight)
+                    book.enqueue_missing_retries()
                     used = book.budget_used()
                     recovering = False
                     backoff.reset()

@@ -117,6 +117,24 @@ class TrialBook:
             requeued.append(trial.number)
         return requeued
 
+    def enqueue_missing_retries(self) -> list[int]:
+        """Enqueue the retry of each requeued failure that has none, and return their numbers. A
+        failure and its retry are written in two transactions: a database lost between them (or a
+        service killed) leaves the failure marked requeued with nothing queued. Idempotent."""
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+        missing = [
+            t
+            for t in trials
+            if t.state == TrialState.FAIL and t.user_attrs.get(REQUEUED, False) and t.number not in retried
+        ]
+        for trial in missing:
+            attempt = int(trial.user_attrs.get(ATTEMPT, 0))
+            self._enqueue_retry(trial, attempt if trial.user_attrs.get(INTERRUPTED, False) else attempt + 1)
+        if missing:
+            logger.warning("%s: requeued failures %s had no retry queued; queued them", self.study.study_name, missing)
+        return [t.number for t in missing]
+
     def _enqueue_retry(self, trial: FrozenTrial, attempt: int) -> None:
         # A confirmation training's retry is the same training: same stage, entry and seed.
         same = {k: trial.user_attrs[k] for k in (STAGE, CONFIRMS, TRAIN_SEED) if k in trial.user_attrs}

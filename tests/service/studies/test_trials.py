@@ -85,3 +85,24 @@ def test_a_trial_cut_mid_ask_is_requeued_with_all_its_enqueued_params(study: opt
     retry = study.ask(space)
     assert retry.params == {"lr0": 0.02, "momentum": 0.9}
     assert retry.user_attrs == {"retry_of": cut.number, "attempt": 0, **attrs}
+
+
+@pytest.mark.parametrize(("interrupted", "attempt"), [(False, 1), (True, 0)], ids=["worker-lost", "interrupted"])
+def test_a_retry_lost_between_the_failure_and_its_enqueue_is_queued_once(
+    study: optuna.Study, book: TrialBook, monkeypatch: pytest.MonkeyPatch, interrupted: bool, attempt: int
+) -> None:
+    trial = study.ask(SPACE)
+    with monkeypatch.context() as patch:
+        # The database goes away after the FAIL is written, before the retry is.
+        patch.setattr(TrialBook, "_enqueue_retry", lambda *_: (_ for _ in ()).throw(ConnectionError("gone")))
+        with pytest.raises(ConnectionError):
+            book.fail(trial.number, "worker lost: killed", interrupted=interrupted, max_retries=1)
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL]
+    # A second try at the same failure cannot tell: the trial has ended.
+    assert not book.fail(trial.number, "worker lost: killed", interrupted=interrupted, max_retries=1)
+
+    assert book.enqueue_missing_retries() == [trial.number]
+    assert book.enqueue_missing_retries() == []
+    retry = study.ask(SPACE)
+    assert retry.params == trial.params
+    assert retry.user_attrs == {"retry_of": trial.number, "attempt": attempt}
