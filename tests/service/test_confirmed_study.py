@@ -113,8 +113,7 @@ def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_
     url = f"sqlite:///{tmp_path / 'hypevolve.db'}"
     env = {**os.environ, **HEARTBEAT}
     process, server = start_server(tmp_path, shapes_root, url, env)
-    request = {**STUDY, "parallel": 1}
-    study_id = server.post("/studies", json=request).json()["id"]
+    study_id = server.post("/studies", json=STUDY).json()["id"]
 
     def confirming() -> bool:
         study = server.get(f"/studies/{study_id}").json()
@@ -132,21 +131,20 @@ def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_
         study = run_to_end(server, study_id, timeout=900)
         assert study["state"] == "completed", study
         trials = server.get(f"/studies/{study_id}/trials").json()
+        # One or two confirmation trainings ran when the service was killed (parallel 2).
         cut = [t for t in trials if t["error"] == "interrupted: the service stopped while it ran"]
-        assert len(cut) == 1
-        assert cut[0]["stage"] == "confirmation"
-        # Its retry is the same training: same entry, same seed, same params.
-        [retry] = [t for t in trials if t["retry_of"] == cut[0]["number"]]
-        assert (retry["stage"], retry["confirms"], retry["seed"]) == (
-            "confirmation",
-            cut[0]["confirms"],
-            cut[0]["seed"],
-        )
-        assert retry["params"] == cut[0]["params"]
+        assert 1 <= len(cut) <= 2, cut
+        for trial in cut:
+            assert trial["stage"] == "confirmation"
+            # Its retry is the same training: same entry, same seed, same params.
+            [retry] = [t for t in trials if t["retry_of"] == trial["number"]]
+            assert retry["stage"] == "confirmation"
+            for key in ("confirms", "seed", "params"):
+                assert retry[key] == trial[key], key
         # The restart kept the plan: the same candidates on the same seeds, nothing trained twice.
         after = study["confirmation"]
         assert [c["trial"] for c in after["candidates"]] == [c["trial"] for c in plan_before["candidates"]]
-        assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": 1}
+        assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": len(cut)}
         # Every confirmation training, the retry included, trained the confirmation's 2 epochs.
         assert {len(t["epochs"]) for t in trials if t["stage"] == "confirmation" and t["state"] == "complete"} == {2}
         _check_confirmation_counts(trials)
