@@ -262,8 +262,8 @@ class TrialOut(BaseModel):
     epochs: list[float] = Field(description="Fitness after each epoch, in order.")
     duration_s: float | None
     error: str | None
-    node: str | None = Field(None, description="The host the trial ran on.")
-    node_id: str | None = Field(None, description="The Ray node the trial ran on.")
+    node: str | None = Field(None, description="The host the trial runs or ran on.")
+    node_id: str | None = Field(None, description="The Ray node the trial runs or ran on.")
     device: str | None = Field(None, description="'cpu', or the CUDA device the trial trained on.")
     pid: int | None = Field(None, description="The worker process that ran (or runs) the trial.")
     retry_of: int | None = Field(None, description="The trial this one repeats (after its worker was lost).")

@@ -43,6 +43,8 @@ def _duration_s(trial: FrozenTrial) -> float | None:
 
 def trial_out(trial: FrozenTrial, screening_seed: int) -> TrialOut:
     params = dict(trial.params)
+    # Where it runs is written before training starts (a running trial has it too); where it ran, at the end.
+    placement = trial.user_attrs.get(attrs.WORKER) or {}
     if trial.state == TrialState.WAITING:  # an enqueued trial keeps the params it will run with here
         params = dict(trial.system_attrs.get("fixed_params", {}))
     return TrialOut(
@@ -54,10 +56,10 @@ def trial_out(trial: FrozenTrial, screening_seed: int) -> TrialOut:
         epochs=[trial.intermediate_values[step] for step in sorted(trial.intermediate_values)],
         duration_s=_duration_s(trial),
         error=trial.user_attrs.get(attrs.ERROR),
-        node=trial.user_attrs.get(attrs.NODE),
-        node_id=trial.user_attrs.get(attrs.NODE_ID),
+        node=trial.user_attrs.get(attrs.NODE, placement.get("host")),
+        node_id=trial.user_attrs.get(attrs.NODE_ID, placement.get("node_id")),
         device=trial.user_attrs.get(attrs.DEVICE),
-        pid=(trial.user_attrs.get(attrs.WORKER) or {}).get("pid"),
+        pid=placement.get("pid"),
         retry_of=trial.user_attrs.get(attrs.RETRY_OF),
         startup=trial.user_attrs.get(attrs.STARTUP),
         train_args=_hyp_args(trial.user_attrs.get(attrs.TRAIN_ARGS)),

@@ -49,7 +49,11 @@ def _training_trial(server: httpx.Client, study_id: int, number: int) -> dict[st
     def training() -> dict[str, Any] | None:
         trials = _trials(server, study_id)
         trial = trials[number] if len(trials) > number else None
-        return trial if trial and trial["state"] == "running" and trial["epochs"] and trial["pid"] else None
+        return (
+            trial
+            if trial and trial["state"] == "running" and trial["epochs"] and trial["pid"] and trial["node"]
+            else None
+        )
 
     found: dict[str, Any] = wait_for(training, 180, f"trial {number} to train")
     return found
