@@ -86,6 +86,40 @@ def run_to_end(server: httpx.Client, study_id: int, timeout: float = 900) -> dic
     return result
 
 
+def wait_for_training(server: httpx.Client, study_id: int, timeout: float = 300) -> None:
+    """Wait until one of the study's trials is running and has reported an epoch."""
+
+    def training() -> bool:
+        trials = server.get(f"/studies/{study_id}/trials").json()
+        return any(t["state"] == "running" and t["epochs"] for t in trials)
+
+    wait_for(training, timeout, "a trial to train")
+
+
+def run_to_end_polled(server: httpx.Client, study_id: int, statuses: set[int], timeout: float = 900) -> dict[str, Any]:
+    """run_to_end, adding to ``statuses`` every status GET /studies/{id} answered meanwhile."""
+
+    def finished() -> dict[str, Any] | None:
+        answer = server.get(f"/studies/{study_id}")
+        statuses.add(answer.status_code)
+        study: dict[str, Any] = answer.json()
+        return study if study["state"] in FINISHED else None
+
+    found: dict[str, Any] = wait_for(finished, timeout, f"study {study_id} to finish")
+    return found
+
+
+def assert_only_interruptions(server: httpx.Client, study: dict[str, Any], n_trials: int) -> None:
+    """The study completed with its full count, waits for nothing, and every trial that failed was an
+    interruption (requeued, run again, counted once)."""
+    assert study["state"] == "completed", study
+    assert study["counts"]["complete"] == n_trials, study
+    assert study["waiting"] is None
+    for trial in server.get(f"/studies/{study['id']}/trials").json():
+        if trial["state"] == "fail":
+            assert trial["error"].startswith("interrupted: "), trial
+
+
 EVOLVE_COLUMNS = [
     "metrics/precision", "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95",
     "val/box_loss", "val/obj_loss", "val/cls_loss", *HYP_KEYS, "anchors",

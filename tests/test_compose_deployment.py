@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from service.sample_data import write_sample_dataset
-from tests.helpers import wait_for
+from tests.helpers import run_to_end, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -212,15 +212,6 @@ def deployment(
         deployment.compose("down", "-v", "--remove-orphans", timeout=300)
 
 
-def _finished(client: httpx.Client, study_id: int, timeout: float = 900) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        study: dict[str, Any] = client.get(f"/studies/{study_id}").json()
-        return study if study["state"] in ("completed", "stopped", "failed") else None
-
-    found: dict[str, Any] = wait_for(done, timeout, f"study {study_id} to finish")
-    return found
-
-
 STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "parallel": 2, "confirm_top_k": 0}
 
 
@@ -232,7 +223,7 @@ def test_a_study_runs_through_the_deployment_on_both_workers(deployment: tuple[D
     assert httpx.get("http://127.0.0.1:8000/studies", timeout=30).status_code == 401
     created = client.post("/studies", json={**STUDY, "epochs": 2, "n_trials": 4})
     assert created.status_code == 201, created.text
-    study = _finished(client, created.json()["id"])
+    study = run_to_end(client, created.json()["id"])
     assert study["state"] == "completed", (study, compose.logs())
     trials = client.get(f"/studies/{study['id']}/trials").json()
     assert [t["state"] for t in trials] == ["complete"] * 4
@@ -259,7 +250,7 @@ def test_a_killed_worker_container_costs_one_trial_retried_on_the_other(
     victim = wait_for(training, 300, "a trial to train")
     _run([DOCKER, "kill", workers[victim["node"]]], compose.env, 60, "docker kill")
 
-    study = _finished(client, study_id)
+    study = run_to_end(client, study_id)
     assert study["state"] == "completed", (study, compose.logs())
     trials = client.get(f"/studies/{study_id}/trials").json()
     lost = next(t for t in trials if t["number"] == victim["number"])

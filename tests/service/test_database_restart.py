@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import fresh_database
-from tests.helpers import run_to_end, start_server, stop_server, wait_for
+from tests.helpers import run_to_end, start_server, stop_server, wait_for, wait_for_training
 
 pytestmark = pytest.mark.slow
 
@@ -70,12 +70,7 @@ def test_postgresql_down_mid_study_loses_no_trial(cluster: list[str], tmp_path: 
 def _study_through_an_outage(server: httpx.Client, cluster: list[str]) -> None:
     request = {"dataset": "shapes/data.yaml", "imgsz": 64, "epochs": 4, "n_trials": 3, "parallel": 2}
     study_id = server.post("/studies", json={**request, "confirm_top_k": 0}).json()["id"]
-
-    def training() -> bool:
-        trials = server.get(f"/studies/{study_id}/trials").json()
-        return any(t["state"] == "running" and t["epochs"] for t in trials)
-
-    wait_for(training, 300, "a trial to train")
+    wait_for_training(server, study_id)
     subprocess.run(["pg_ctlcluster", *cluster, "stop"], check=True, capture_output=True)
     down_at = time.monotonic()
     health = server.get("/healthz")

@@ -17,7 +17,14 @@ import psutil
 import pytest
 import yaml
 
-from tests.helpers import run_to_end, start_server, stop_server, wait_for
+from tests.helpers import (
+    assert_only_interruptions,
+    run_to_end,
+    run_to_end_polled,
+    start_server,
+    stop_server,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -99,22 +106,9 @@ def test_a_killed_raylet_is_restarted_and_the_study_completes(server: httpx.Clie
     # The API answers all along (it used to exit about 60 s after its Ray was lost), and the study
     # ends with its full count: what Ray's loss interrupted ran again, and counted once.
     statuses: set[int] = set()
-
-    def finished() -> dict[str, Any] | None:
-        answer = server.get(f"/studies/{study_id}")
-        statuses.add(answer.status_code)
-        study: dict[str, Any] = answer.json()
-        return study if study["state"] not in ("queued", "running") else None
-
-    study = wait_for(finished, 900, f"study {study_id} to finish")
+    study = run_to_end_polled(server, study_id, statuses)
     assert statuses == {200}
-    assert study["state"] == "completed", study
-    assert study["counts"]["complete"] == 3, study
-    assert study["waiting"] is None
-    trials = _trials(server, study_id)
-    for trial in trials:
-        if trial["state"] == "fail":
-            assert trial["error"].startswith("interrupted: "), trial
+    assert_only_interruptions(server, study, 3)
     assert _raylets_of(server), "a new local Ray was started"
     assert server.get("/healthz").json()["ray"].startswith("connected: ")
 

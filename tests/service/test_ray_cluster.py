@@ -10,13 +10,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.helpers import run_to_end, start_server, stop_server, wait_for
+from tests.helpers import (
+    assert_only_interruptions,
+    run_to_end,
+    run_to_end_polled,
+    start_server,
+    stop_server,
+    wait_for,
+    wait_for_training,
+)
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).parent / "ray")
@@ -114,12 +121,7 @@ def test_trials_run_on_both_nodes_of_the_cluster(server: httpx.Client) -> None:
 def test_a_head_that_goes_down_and_comes_back_is_joined_again(server: httpx.Client, cluster: Cluster) -> None:
     request = {"dataset": "shapes/data.yaml", "epochs": 4, "imgsz": 64, "n_trials": 3, "parallel": 2}
     study_id = server.post("/studies", json={**request, "confirm_top_k": 0}).json()["id"]
-
-    def training() -> bool:
-        trials = server.get(f"/studies/{study_id}/trials").json()
-        return any(t["state"] == "running" and t["epochs"] for t in trials)
-
-    wait_for(training, 180, "a trial to train")
+    wait_for_training(server, study_id)
     # SIGKILL every process of the head node (its GCS, raylet and workers). Without its head the
     # second node cannot stay in the cluster: stop it as well, and start both again on the same
     # port and token (as a supervisor of the cluster would).
@@ -134,20 +136,9 @@ def test_a_head_that_goes_down_and_comes_back_is_joined_again(server: httpx.Clie
     wait_for(waiting_for_ray, 120, "the study to wait for Ray")
     cluster.start()
 
-    def finished() -> dict[str, Any] | None:
-        answer = server.get(f"/studies/{study_id}")
-        statuses.add(answer.status_code)
-        study: dict[str, Any] = answer.json()
-        return study if study["state"] not in ("queued", "running") else None
-
-    study = wait_for(finished, 900, f"study {study_id} to finish")
+    study = run_to_end_polled(server, study_id, statuses)
     # The API answered all along (Ray's driver used to end the service with its head), and the
     # study ended with its full count: what the head's loss interrupted ran again, counted once.
     assert statuses == {200}
-    assert study["state"] == "completed", study
-    assert study["counts"]["complete"] == 3, study
-    assert study["waiting"] is None
-    for trial in server.get(f"/studies/{study_id}/trials").json():
-        if trial["state"] == "fail":
-            assert trial["error"].startswith("interrupted: "), trial
+    assert_only_interruptions(server, study, 3)
     assert server.get("/healthz").json()["ray"].startswith("connected: ")
