@@ -12,6 +12,7 @@ from hyps import HYP_ARGS, load_ultralytics_space
 from service.db import utcnow
 from service.schemas import BestOut, ConfirmationOut, ConfirmedOut, StudyOut, StudyState, TrialOut, VsBaseline
 from service.studies.confirmation import CONFIRMATION, ConfirmationResult, ConfirmedEntry, is_screening, stage_of
+from service.studies.optuna_internals import enqueued_params
 from service.studies.store import BestTrial, StudyRecord
 from service.studies.trials import counts_toward_budget
 from workers import trial_attrs as attrs
@@ -42,11 +43,11 @@ def _duration_s(trial: FrozenTrial) -> float | None:
 
 
 def trial_out(trial: FrozenTrial, screening_seed: int) -> TrialOut:
-    params = dict(trial.params)
+    # An enqueued trial runs with the params it was enqueued with; ask() writes them one by one, so a
+    # trial still waiting, or one a kill interrupted between those writes, shows the whole set.
+    params = {**enqueued_params(trial), **trial.params}
     # Where it runs is written before training starts (a running trial has it too); where it ran, at the end.
     placement = trial.user_attrs.get(attrs.WORKER) or {}
-    if trial.state == TrialState.WAITING:  # an enqueued trial keeps the params it will run with here
-        params = dict(trial.system_attrs.get("fixed_params", {}))
     return TrialOut(
         number=trial.number,
         state=_STATE_NAMES[trial.state],

@@ -143,6 +143,11 @@ def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_
                 assert retry[key] == trial[key], key
         # The restart kept the plan: the same candidates on the same seeds, nothing trained twice.
         after = study["confirmation"]
+        # Every confirmation training trained the hyps of the entry it confirms, the retries included.
+        planned = {entry["trial"]: entry["params"] for entry in (after["baseline"], *after["candidates"])}
+        for trial in trials:
+            if trial["stage"] == "confirmation":
+                assert trial["params"] == planned[trial["confirms"]], trial
         assert [c["trial"] for c in after["candidates"]] == [c["trial"] for c in plan_before["candidates"]]
         assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": len(cut)}
         # Every confirmation training, the retry included, trained the confirmation's 2 epochs.
