@@ -8,7 +8,9 @@ from importlib import resources
 
 import yaml
 
-SEED_HYPS: tuple[str, ...] = ("scratch-low", "scratch-med", "scratch-high")
+# YOLOv5 v7.0's data/hyps files, verbatim: the three for training from scratch, then VOC (evolved
+# while fine-tuning yolov5m6.pt on VOC) and no-augmentation (every augmentation off).
+SEED_HYPS: tuple[str, ...] = ("scratch-low", "scratch-med", "scratch-high", "VOC", "no-augmentation")
 
 # YOLOv5's key order in data/hyps/hyp.scratch-*.yaml. train.py reads every key but iou_t, so an
 # exported file must carry all 28 of them, in this order, for `python train.py --hyp` to accept it.
@@ -38,8 +40,9 @@ def load_seed_hyp(name: str) -> dict[str, float]:
 
 
 def _comments(name: str) -> dict[str, str]:
-    """The inline comment of each key in the seed file, reused so exports read like YOLOv5's own."""
-    comments = {}
+    """The inline comment of each key in the seed file, reused so exports read like YOLOv5's own
+    (hyp.VOC.yaml has none: scratch-low's stand in)."""
+    comments = {} if name == "scratch-low" else _comments("scratch-low")
     for line in _seed_hyp_text(name).splitlines():
         key, sep, rest = line.partition(":")
         if sep and key in HYP_KEYS and "#" in rest:
