@@ -35,11 +35,12 @@ ENV PATH=/opt/hypevolve/bin:$PATH \
     YOLO_CONFIG_DIR=/tmp/ultralytics \
     HYPEVOLVE_HOME=/var/lib/hypevolve \
     HYPEVOLVE_DATA_ROOT=/data \
-    HYPEVOLVE_ARTIFACTS_DIR=/artifacts
+    HYPEVOLVE_ARTIFACTS_DIR=/artifacts \
+    HYPEVOLVE_WEIGHTS_DIR=/weights
 
 RUN useradd --create-home --uid 1000 hypevolve \
-    && mkdir -p /var/lib/hypevolve /data /artifacts \
-    && chown hypevolve /var/lib/hypevolve /data /artifacts
+    && mkdir -p /var/lib/hypevolve /data /weights /artifacts \
+    && chown hypevolve /var/lib/hypevolve /data /weights /artifacts
 USER hypevolve
 EXPOSE 8000
 CMD ["hypevolve", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -45,8 +45,9 @@ _STATE_CHANGES: dict[StudyState, frozenset[StudyState]] = {
 
 TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
 
-# ultralytics builds these YOLOv5 ("YOLOv5u", anchor-free) architectures offline from its own yaml.
-_MODEL_PATTERN = re.compile(r"^yolov5[nsmlx]6?\.yaml$")
+# A YOLOv5 architecture (ultralytics builds the anchor-free "YOLOv5u" offline from its own yaml) or
+# the bare name of a weights file in the operator's weights folder (service.models checks it there).
+_MODEL_PATTERN = re.compile(r"^(yolov5[nsmlx]6?\.yaml|[A-Za-z0-9][A-Za-z0-9._-]{0,124}\.pt)$")
 # Every number a request carries is finite: NaN or an infinity in a hyp, a bound or a weight would
 # make every fitness NaN. Weights are capped so that no fitness can overflow to infinity.
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -63,7 +64,11 @@ class StudyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = Field(description="A data.yaml path relative to the data root.", min_length=1, max_length=1024)
-    model: str = Field("yolov5n.yaml", description="A YOLOv5 architecture: yolov5{n,s,m,l,x}[6].yaml.")
+    model: str = Field(
+        "yolov5n.yaml",
+        description="A YOLOv5 architecture trained from scratch, yolov5{n,s,m,l,x}[6].yaml, or pretrained weights "
+        "to fine-tune: the name of a .pt file in the weights folder (GET /models lists both).",
+    )
     epochs: int = Field(10, ge=1, le=1000, description="Training epochs per trial.")
     imgsz: int = Field(640, ge=32, le=4096, description="Training image size, a multiple of 32.")
     batch: int = Field(16, ge=1, le=1024)
@@ -147,7 +152,10 @@ class StudyRequest(BaseModel):
     @classmethod
     def _known_model(cls, value: str) -> str:
         if not _MODEL_PATTERN.match(value):
-            raise ValueError("must be a YOLOv5 architecture such as yolov5n.yaml, yolov5s.yaml or yolov5m6.yaml")
+            raise ValueError(
+                "must be a YOLOv5 architecture such as yolov5n.yaml, yolov5s.yaml or yolov5m6.yaml, or the bare "
+                "name of a .pt file in the weights folder (GET /models lists both)"
+            )
         return value
 
     @field_validator("imgsz")
@@ -227,6 +235,58 @@ class ConfirmationOut(BaseModel):
     trainings_total: int
 
 
+class DatasetOut(BaseModel):
+    path: str = Field(description="What a study's dataset field names: the data.yaml relative to the data root.")
+    classes: list[str] | None = Field(description="Class names; null when the file is not a usable data.yaml.")
+    error: str | None = Field(None, description="Why a study would refuse it.")
+
+
+class ProblemOut(BaseModel):
+    count: int = Field(description="Images (boxes, for duplicate and zero-area boxes) with this problem.")
+    examples: list[str] = Field(description="A few of the files, relative to the data root.")
+
+
+class SplitReportOut(BaseModel):
+    split: Literal["train", "val", "test"]
+    images: int
+    label_files: int
+    images_ignored: int = Field(description="Images ultralytics' check rejects: training skips them.")
+    background_images: int = Field(description="Usable images without a box (no label file, or an empty one).")
+    background_share: float = Field(description="background_images / usable images.")
+    images_per_class: dict[str, int]
+    instances_per_class: dict[str, int]
+    boxes_by_size: dict[str, int] = Field(
+        description="COCO's small (< 32x32 px), medium (< 96x96) and large boxes, at the report's imgsz."
+    )
+    problems: dict[str, ProblemOut]
+
+
+class DatasetReportOut(BaseModel):
+    """A data set against YOLOv5's training guide: per split, what it holds and what is wrong with it."""
+
+    dataset: str
+    imgsz: int
+    classes: list[str]
+    usable: bool = Field(description="The training split has at least one box training can use.")
+    splits: list[SplitReportOut]
+    warnings: list[str] = Field(description="The guide's recommendations the training split misses, with figures.")
+
+
+class WeightsOut(BaseModel):
+    name: str = Field(description="What a study's model field names to fine-tune from these weights.")
+    size_bytes: int
+    modified: datetime
+
+
+class ModelsOut(BaseModel):
+    """``GET /models``: what a study's ``model`` may name."""
+
+    architectures: list[str] = Field(description="YOLOv5 architectures, trained from scratch.")
+    weights: list[WeightsOut] = Field(
+        description="Pretrained weights in the operator's weights folder (HYPEVOLVE_WEIGHTS_DIR), fine-tuned from."
+    )
+
+
 class StudyOut(BaseModel):
     id: int
     name: str
@@ -250,6 +310,9 @@ class StudyOut(BaseModel):
         None,
         description="Why a running study runs no trials at the moment, e.g. 'waiting for Ray: <why>' while Ray "
         "is restarted; null otherwise.",
+    )
+    dataset_report: DatasetReportOut | None = Field(
+        None, description="The data set's report against the training guide, made when the study was created."
     )
 
 

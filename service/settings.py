@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     DATABASE_URL: str = Field("", description="SQLAlchemy URL; default sqlite:///<HOME>/hypevolve.db.")
     DATA_ROOT: Path = Field(Path("data"), description="Data sets are read from inside this folder only.")
     ARTIFACTS_DIR: Path = Field(Path(""), description="Trial outputs; default <HOME>/runs.")
+    WEIGHTS_DIR: Path = Field(
+        Path(""),
+        description="Pretrained weights (.pt) a study may fine-tune from, put there by the operator; default "
+        "<HOME>/weights. On a cluster every node needs them at the same path.",
+    )
     RAY_ADDRESS: str | None = Field(None, description="Join this Ray cluster; unset starts a local Ray.")
     RAY_NUM_CPUS: int | None = Field(None, ge=1, description="CPUs of the local Ray (default: all).")
     CPUS_PER_TRIAL: int = Field(1, ge=1, description="CPUs Ray reserves per trial; the rest of one go to data loading.")
@@ -69,10 +74,14 @@ class Settings(BaseSettings):
         if Path("") == self.ARTIFACTS_DIR:
             self.ARTIFACTS_DIR = self.HOME / "runs"
         self.ARTIFACTS_DIR = self.ARTIFACTS_DIR.expanduser().resolve()
+        if Path("") == self.WEIGHTS_DIR:
+            self.WEIGHTS_DIR = self.HOME / "weights"
+        self.WEIGHTS_DIR = self.WEIGHTS_DIR.expanduser().resolve()
         return self
 
     def prepare_dirs(self) -> None:
         """Create the folders the embedded defaults write to."""
         self.HOME.mkdir(parents=True, exist_ok=True)
         self.ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+        self.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
         self.DATA_ROOT.mkdir(parents=True, exist_ok=True)

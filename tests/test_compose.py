@@ -17,6 +17,7 @@ from service.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+SERVICES_CPU: dict[str, dict[str, Any]] = yaml.safe_load((ROOT / "docker-compose.cpu.yml").read_text())["services"]
 
 # What each service may publish on the host; README's "Run on a cluster" documents the same.
 DOCUMENTED_PORTS = {"api": ["127.0.0.1:8000:8000"], "dashboard": ["127.0.0.1:8080:8080"]}
@@ -63,11 +64,17 @@ def test_ray_dashboard_stays_on_loopback_and_workers_reserve_a_gpu() -> None:
     assert SERVICES["api"]["environment"]["HYPEVOLVE_RAY_ADDRESS"] == "ray-head:6379"
 
 
-def test_every_node_sees_data_and_artifacts_at_the_same_paths() -> None:
-    for name in ("ray-worker", "api"):
-        assert {"./data:/data:ro", "artifacts:/artifacts"} <= set(SERVICES[name]["volumes"])
+def test_every_node_sees_data_weights_and_artifacts_at_the_same_paths() -> None:
+    mounts = {"./data:/data:ro", "./weights:/weights:ro", "artifacts:/artifacts"}
+    for volumes in (
+        SERVICES["ray-worker"]["volumes"],
+        SERVICES["api"]["volumes"],
+        SERVICES_CPU["ray-cpu-worker"]["volumes"],
+    ):
+        assert mounts <= set(volumes)
     for name in ("api", "dashboard"):
         assert SERVICES[name]["environment"]["HYPEVOLVE_DATA_ROOT"] == "/data"
+    assert SERVICES["api"]["environment"]["HYPEVOLVE_WEIGHTS_DIR"] == "/weights"
 
 
 def test_commands_are_real_cli_commands() -> None:

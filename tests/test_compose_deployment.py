@@ -1,7 +1,8 @@
 """The docker-compose deployment for real: a Docker daemon of the test's own, base images made from
 Debian's packages (scripts/local_images.sh: no registry is reachable here), the image built from
 the Dockerfile with a local wheelhouse, then docker-compose.yml with the CPU override and two
-workers: a study through the API with its key completes with trials on both worker containers,
+workers: a study through the API with its key, fine-tuned from weights in the mounted ./weights,
+completes with trials on both worker containers,
 hyp.yaml downloads, the dashboard answers; a worker container killed mid-study costs one trial,
 retried on the other.
 
@@ -32,6 +33,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from ultralytics import YOLO
 
 from service.sample_data import write_sample_dataset
 from tests.helpers import run_to_end, wait_for
@@ -190,6 +192,9 @@ def deployment(
 ) -> Iterator[tuple[Deployment, httpx.Client]]:
     folder = tmp_path_factory.mktemp("compose")
     write_sample_dataset(folder / "data" / "shapes", n_train=64, n_val=16)
+    # The operator's weights folder (./weights, mounted read-only on every node), with a checkpoint.
+    (folder / "weights").mkdir()
+    YOLO("yolov5n.yaml").save(folder / "weights" / "coco-n.pt")
     deployment = Deployment(folder, docker_env, image)
     started = time.monotonic()
     try:
@@ -221,7 +226,9 @@ def test_a_study_runs_through_the_deployment_on_both_workers(deployment: tuple[D
     assert len(workers) == 2
     # The key is required: without it, nothing but /healthz.
     assert httpx.get("http://127.0.0.1:8000/studies", timeout=30).status_code == 401
-    created = client.post("/studies", json={**STUDY, "epochs": 2, "n_trials": 4})
+    # Fine-tuned from the weights in ./weights: the API and both workers find them at /weights.
+    assert [w["name"] for w in client.get("/models").json()["weights"]] == ["coco-n.pt"]
+    created = client.post("/studies", json={**STUDY, "model": "coco-n.pt", "epochs": 2, "n_trials": 4})
     assert created.status_code == 201, created.text
     study = run_to_end(client, created.json()["id"])
     assert study["state"] == "completed", (study, compose.logs())
@@ -231,6 +238,7 @@ def test_a_study_runs_through_the_deployment_on_both_workers(deployment: tuple[D
     assert {t["node"] for t in trials} == set(workers)
     hyp = client.get(f"/studies/{study['id']}/hyp.yaml")
     assert hyp.status_code == 200
+    assert "fine-tuned from the weights coco-n.pt" in hyp.text
     assert set(yaml.safe_load(hyp.text)) >= {"lr0", "lrf", "momentum", "mosaic"}
     assert client.get("/healthz").json()["database"] == "ok"
     assert httpx.get("http://127.0.0.1:8080/", timeout=30, follow_redirects=True).status_code == 200

@@ -103,6 +103,9 @@ def train_args_for(spec: TrialSpec, device: str) -> dict[str, Any]:
         "plots": False,
         "save": False,
         "verbose": False,
+        # Weights bring their own training's single_cls (ultralytics keeps it from a checkpoint); a
+        # trial trains every class of the data set whatever the weights were trained on.
+        "single_cls": False,
     }
 
 
@@ -118,6 +121,15 @@ def check_data_here(data: Mapping[str, Any]) -> None:
         raise FileNotFoundError(
             f"data set path {missing[0]} is missing on node {socket.gethostname()}: "
             "on a cluster every node needs the data set at the same path"
+        )
+
+
+def check_weights_here(model: str) -> None:
+    """Fail fast, and say why, when the weights a trial fine-tunes from are not on this node."""
+    if model.endswith(".pt") and not Path(model).is_file():
+        raise FileNotFoundError(
+            f"weights {model} are missing on node {socket.gethostname()}: on a cluster every node needs "
+            "the weights folder (HYPEVOLVE_WEIGHTS_DIR) at the same path"
         )
 
 
@@ -138,6 +150,7 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
     """Train ``spec`` with ultralytics on ``device``; call ``on_epoch(epoch, fitness, metrics)`` after
     each epoch's validation. The result's fitness is the last epoch's, as in YOLOv5's --evolve."""
     check_data_here(spec.data)
+    check_weights_here(spec.model)
     started = time.monotonic()
     seal_ultralytics()
     from ultralytics import YOLO
@@ -176,7 +189,9 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
         if on_epoch is not None:
             on_epoch(trainer.epoch, value, metrics)
 
-    model = YOLO(spec.model)
+    model = YOLO(spec.model)  # weights: ultralytics transfers every layer that fits the data set's classes
+    if model.task != "detect":
+        raise ValueError(f"{Path(spec.model).name} is a {model.task} model; a study tunes object detection")
     startup["model_s"] = time.monotonic() - started - startup["imports_s"]
     model.add_callback("on_train_start", record_args)
     model.add_callback("on_fit_epoch_end", record_epoch)

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api.datasets import router as datasets_router
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimitMiddleware
+from service.api.models import router as models_router
 from service.api.security import APIKeyMiddleware
 from service.api.studies import Controller, router
 from service.ray_runtime import RayLink
@@ -44,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(models_router)
+    app.include_router(datasets_router)
     # Added last, so it runs first: an unauthenticated request is refused before its body is read.
     app.add_middleware(BodySizeLimitMiddleware)
     if settings.API_KEY is not None and settings.API_KEY.get_secret_value():

@@ -13,10 +13,13 @@ from typing import Any, Literal
 import optuna
 
 from hyps import fitness
+from service.dataset_report import STUDY_ATTR as DATASET_REPORT
+from service.dataset_report import dataset_report, find_datasets, labels_png
 from service.datasets import check_dataset
 from service.errors import Conflict, InvalidRequest, NotReady
+from service.models import model_source
 from service.ray_runtime import RayLink
-from service.schemas import StudyOut, StudyRequest, StudyState, TrialOut
+from service.schemas import DatasetOut, DatasetReportOut, StudyOut, StudyRequest, StudyState, TrialOut
 from service.settings import Settings
 from service.studies.confirmation import PLAN_ATTR as CONFIRMATION_PLAN
 from service.studies.confirmation import ConfirmationPlan, ConfirmationResult, confirmation_result, is_screening
@@ -26,7 +29,7 @@ from service.studies.plots import evolve_png
 from service.studies.progress import study_out, trial_out
 from service.studies.result_files import parse_results
 from service.studies.runner import RunnerContext, StudyRunner
-from service.studies.store import StudyRecord, StudyStore
+from service.studies.store import BestTrial, StudyRecord, StudyStore
 from service.studies.trials import TrialBook
 from workers.storage import open_optuna_storage
 from workers.trial_attrs import IMPORT_BATCH, IMPORT_LINE, IMPORTED, METRICS, SEED_HYP
@@ -43,6 +46,7 @@ class StudyController:
     def __init__(self, settings: Settings, ray: RayLink, trial_task: str = "workers.task:run_trial") -> None:
         settings.prepare_dirs()
         self.settings = settings
+        self._report_cache = settings.HOME / "dataset-reports"
         self.store = StudyStore(settings.DATABASE_URL)
         self.storage = open_optuna_storage(
             settings.DATABASE_URL, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_GRACE_S
@@ -57,6 +61,16 @@ class StudyController:
     def create_study(self, request: StudyRequest) -> StudyOut:
         """Validate ``request`` against the data root, create the study with its seed trial, start it."""
         dataset = check_dataset(self.settings.DATA_ROOT, request.dataset)
+        model_source(self.settings.WEIGHTS_DIR, request.model)
+        report = dataset_report(request.dataset, dataset, self.settings.DATA_ROOT, request.imgsz, self._report_cache)
+        if not report.usable:
+            train = report.splits[0]
+            raise InvalidRequest(
+                "dataset",
+                request.dataset,
+                f"has no box training can use in its train split ({train.images} images, {train.images_ignored} "
+                f"rejected, {train.background_images} without labels); GET /datasets/{request.dataset}/report says why",
+            )
         plan = build_plan(request.seed_hyp, request.evolve, request.fixed, request.bounds, request.fitness_weights)
         if request.name is not None and (taken := self.store.name_taken_by(request.name)) is not None:
             raise Conflict(f"a study named {request.name!r} already exists (id {taken})")
@@ -71,6 +85,7 @@ class StudyController:
         # Trial 0 is the seed file itself: the baseline every other trial is judged against.
         study.enqueue_trial(plan.start_params(), user_attrs={SEED_HYP: plan.seed_name})
         study.set_user_attr("hypevolve_study_id", study_id)
+        study.set_user_attr(DATASET_REPORT, report.model_dump(mode="json"))
         with warnings.catch_warnings():  # experimental since Optuna 3.2 and still so: a known, stable call
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(["fitness"])  # the dashboard's axis label instead of "Objective 0"
@@ -140,18 +155,25 @@ class StudyController:
 
     def get_study(self, study_id: int) -> StudyOut:
         record = self.store.get(study_id)
-        trials = self._trials(record)
-        confirmation = self._confirmation(record, trials)
-        return study_out(record, self.store.best(study_id), trials, confirmation, self._waiting(study_id))
+        return self._out(record, self.store.best(study_id))
 
     def list_studies(self) -> list[StudyOut]:
         bests = self.store.bests()
-        out = []
-        for record in self.store.studies():
-            trials = self._trials(record)
-            confirmation = self._confirmation(record, trials)
-            out.append(study_out(record, bests.get(record.id), trials, confirmation, self._waiting(record.id)))
-        return out
+        return [self._out(record, bests.get(record.id)) for record in self.store.studies()]
+
+    def datasets(self) -> list[DatasetOut]:
+        """The data.yaml files under the data root, each checked as a study would check it."""
+        return find_datasets(self.settings.DATA_ROOT)
+
+    def dataset_report(self, dataset: str, imgsz: int) -> DatasetReportOut:
+        """``dataset``'s report against the training guide at ``imgsz`` (InvalidRequest if a study
+        would refuse the data set)."""
+        data = check_dataset(self.settings.DATA_ROOT, dataset)
+        return dataset_report(dataset, data, self.settings.DATA_ROOT, imgsz, self._report_cache)
+
+    def labels_png(self, dataset: str) -> bytes:
+        """ultralytics' labels plot of ``dataset``'s training split, as PNG."""
+        return labels_png(check_dataset(self.settings.DATA_ROOT, dataset), self.settings.DATA_ROOT, self._report_cache)
 
     def trials(self, study_id: int) -> list[TrialOut]:
         record = self.store.get(study_id)
@@ -234,14 +256,32 @@ class StudyController:
                 note = "unconfirmed: screening's top trial, one training at one seed; confirmation has not finished"
         return record, screening_answer(record, best, note)
 
-    def _confirmation(self, record: StudyRecord, trials: list[optuna.trial.FrozenTrial]) -> ConfirmationResult | None:
-        """The confirmation stage's numbers, once screening has ended and it was planned."""
+    def _study_attrs(self, record: StudyRecord) -> dict[str, Any]:
         try:
             optuna_id = self.storage.get_study_id_from_name(record.optuna_name)
-        except KeyError:
-            return None
-        data = self.storage.get_study_user_attrs(optuna_id).get(CONFIRMATION_PLAN)
+        except KeyError:  # created a moment ago: the Optuna study is not there yet
+            return {}
+        return self.storage.get_study_user_attrs(optuna_id)
+
+    def _confirmation(
+        self, record: StudyRecord, trials: list[optuna.trial.FrozenTrial], attrs: dict[str, Any] | None = None
+    ) -> ConfirmationResult | None:
+        """The confirmation stage's numbers, once screening has ended and it was planned."""
+        data = (self._study_attrs(record) if attrs is None else attrs).get(CONFIRMATION_PLAN)
         return confirmation_result(ConfirmationPlan.from_json(data), trials) if data else None
+
+    def _out(self, record: StudyRecord, best: BestTrial | None) -> StudyOut:
+        trials = self._trials(record)
+        attrs = self._study_attrs(record)
+        report = attrs.get(DATASET_REPORT)
+        return study_out(
+            record,
+            best,
+            trials,
+            self._confirmation(record, trials, attrs),
+            self._waiting(record.id),
+            DatasetReportOut.model_validate(report) if report else None,
+        )
 
     def _trials(self, record: StudyRecord) -> list[optuna.trial.FrozenTrial]:
         try:

@@ -14,6 +14,7 @@ import yaml
 
 from hyps import HELD_KEYS, hyp_train_args, render_hyp_yaml
 from service.db import utcnow
+from service.models import is_weights_name
 from service.studies.confirmation import BASELINE_TRIAL, ConfirmationResult
 from service.studies.store import BestTrial, StudyRecord
 
@@ -30,8 +31,9 @@ class Answer:
 
 def _setup(record: StudyRecord, epochs: int) -> list[str]:
     request, plan = record.request, record.plan
+    start = f"fine-tuned from the weights {request.model}" if is_weights_name(request.model) else request.model
     return [
-        f"trained: {request.model} on {request.dataset}, {epochs} epochs, "
+        f"trained: {start} on {request.dataset}, {epochs} epochs, "
         f"imgsz {request.imgsz}, batch {request.batch}, SGD, ultralytics backend",
         f"searched: {', '.join(plan.evolve)}",
         f"not searched: the {plan.seed_name} seed's values" + (f", fixed {plan.fixed}" if plan.fixed else ""),

@@ -10,7 +10,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hyps import HYP_ARGS, load_ultralytics_space
 from service.db import utcnow
-from service.schemas import BestOut, ConfirmationOut, ConfirmedOut, StudyOut, StudyState, TrialOut, VsBaseline
+from service.schemas import (
+    BestOut,
+    ConfirmationOut,
+    ConfirmedOut,
+    DatasetReportOut,
+    StudyOut,
+    StudyState,
+    TrialOut,
+    VsBaseline,
+)
 from service.studies.confirmation import CONFIRMATION, ConfirmationResult, ConfirmedEntry, is_screening, stage_of
 from service.studies.optuna_internals import enqueued_params
 from service.studies.store import BestTrial, StudyRecord
@@ -140,6 +149,7 @@ def study_out(
     trials: Sequence[FrozenTrial],
     confirmation: ConfirmationResult | None = None,
     waiting: str | None = None,
+    dataset_report: DatasetReportOut | None = None,
 ) -> StudyOut:
     counts = Counter(_STATE_NAMES[t.state] for t in trials)
     started, finished = as_utc(record.started_at), as_utc(record.finished_at)
@@ -167,4 +177,5 @@ def study_out(
         stage=stage,
         confirmation=confirmation_out(confirmation) if confirmation is not None else None,
         waiting=waiting if record.state.unfinished else None,
+        dataset_report=dataset_report,
     )

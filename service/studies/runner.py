@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 import optuna
 from optuna.trial import TrialState
 
+from service.models import model_path
 from service.ray_driver import TaskOutcome, error_text
 from service.ray_runtime import DriverError, RayLink, RayLost
 from service.samplers import build_sampler
@@ -280,7 +281,7 @@ class StudyRunner(threading.Thread):
         return TrialSpec(
             trial_number=trial.number,
             data=self._record.dataset,
-            model=request.model,
+            model=model_path(settings.WEIGHTS_DIR, request.model),
             epochs=request.epochs if screening else request.confirmation_epochs(),
             imgsz=request.imgsz,
             batch=request.batch,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hyps import load_seed_hyp, translate_hyp
 from service.datasets import check_dataset
@@ -13,14 +14,17 @@ from workers.training import TrialResult, TrialSpec, train_trial
 pytestmark = pytest.mark.slow
 
 EPOCHS = 8
+CHECKPOINT_EPOCHS = 5
 
 
-def _train(shapes_root: Path, out: Path, **hyp: float) -> TrialResult:
+def _train(
+    shapes_root: Path, out: Path, model: str = "yolov5n.yaml", epochs: int = EPOCHS, **hyp: float
+) -> TrialResult:
     spec = TrialSpec(
         trial_number=0,
         data=check_dataset(shapes_root, "shapes/data.yaml"),
-        model="yolov5n.yaml",
-        epochs=EPOCHS,
+        model=model,
+        epochs=epochs,
         imgsz=64,
         batch=16,
         seed=0,
@@ -78,3 +82,36 @@ def test_a_node_without_the_data_set_fails_before_training_saying_so(shapes_root
         train_trial(spec)
     # Nothing was trained or written.
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """Weights that have learned the sample data (as an operator's pretrained .pt would have learned
+    theirs), made here by ultralytics itself, offline, and their own validation fitness."""
+    from ultralytics import YOLO
+
+    out = tmp_path_factory.mktemp("pretrain")
+    (out / "data.yaml").write_text(yaml.safe_dump(check_dataset(shapes_root, "shapes/data.yaml")), encoding="utf-8")
+    model = YOLO("yolov5n.yaml")
+    model.train(
+        data=str(out / "data.yaml"), epochs=CHECKPOINT_EPOCHS, imgsz=64, batch=16, seed=0, workers=0, optimizer="SGD",
+        lr0=0.05, project=str(out), name="run", plots=False, verbose=False, device="cpu",
+    )  # fmt: skip
+    metrics = model.trainer.metrics
+    learned = 0.1 * metrics["metrics/mAP50(B)"] + 0.9 * metrics["metrics/mAP50-95(B)"]
+    return out / "run" / "weights" / "last.pt", learned
+
+
+def test_a_trial_fine_tunes_from_pretrained_weights(
+    shapes_root: Path, tmp_path: Path, checkpoint: tuple[Path, float]
+) -> None:
+    weights, learned = checkpoint
+    assert learned > 0.02, learned  # the weights know the shapes
+    # One epoch at a learning rate too small to learn anything: a trial that starts from the weights
+    # scores about what they score; one that starts from scratch scores about nothing.
+    frozen = {"lr0": 1e-5, "warmup_epochs": 0.0}
+    tuned = _train(shapes_root, tmp_path / "tuned", model=str(weights), epochs=1, **frozen)
+    scratch = _train(shapes_root, tmp_path / "scratch", epochs=1, **frozen)
+    assert tuned.train_args["model"] == str(weights)
+    assert tuned.fitness > 0.5 * learned, (tuned.fitness, learned)
+    assert tuned.fitness > scratch.fitness + 0.5 * learned, (tuned.fitness, scratch.fitness)
