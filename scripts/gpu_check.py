@@ -1,7 +1,8 @@
 """GPU check: a 2-trial study on CUDA through the real controller, Ray and ultralytics.
 
-Prints the GPU, Ray's resources, and each trial's device, time and fitness; exits non-zero unless
-both trials completed on a CUDA device. Installs and downloads nothing (plots off, YOLO_OFFLINE).
+Prints the GPU, Ray's resources, and each trial's device, time, fitness and the batch AutoBatch
+chose for its share of the GPU (batch -1, two trials on one GPU by default); exits non-zero unless
+both trials completed on a CUDA device with a batch. Installs and downloads nothing (plots off, YOLO_OFFLINE).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--gpus-per-trial", type=float, default=0.5, help="0.5: both trials share one GPU")
+    parser.add_argument("--batch", type=float, default=-1, help="-1: AutoBatch, sized to each trial's share of the GPU")
     parser.add_argument("--cpu-smoke", action="store_true", help="run the same path on the CPU (checks the script)")
     args = parser.parse_args()
 
@@ -48,7 +50,7 @@ def main() -> int:
         controller = StudyController(settings, RayLink(settings))
         print(f"Ray resources: {controller.ray.connect()}", flush=True)
         request = StudyRequest(
-            dataset="shapes/data.yaml", epochs=args.epochs, imgsz=args.imgsz, batch=32, n_trials=2, parallel=2,
+            dataset="shapes/data.yaml", epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, n_trials=2, parallel=2,
             gpus_per_trial=args.gpus_per_trial, name="gpu-check",
         )  # fmt: skip
         started = time.monotonic()
@@ -61,11 +63,14 @@ def main() -> int:
             fitness = f"{t.fitness:.4f}" if t.fitness is not None else "-"
             error = f", error {t.error}" if t.error else ""
             print(f"  trial {t.number}: {t.state:8} device {t.device} on {t.node}, {t.duration_s or 0:.1f}s, "
-                  f"fitness {fitness}, epochs {[round(v, 3) for v in t.epochs]}{error}")  # fmt: skip
+                  f"fitness {fitness}, epochs {[round(v, 3) for v in t.epochs]}, batch {t.batch} "
+                  f"({t.batch_note or 'as asked'}){error}")  # fmt: skip
         controller.shutdown()
         controller.ray.close()
     device = "cpu" if args.cpu_smoke else "0"
-    ok = study.state == "completed" and all(t.state == "complete" and t.device == device for t in trials)
+    ok = study.state == "completed" and all(
+        t.state == "complete" and t.device == device and t.batch is not None and t.batch >= 1 for t in trials
+    )
     print("GPU check passed" if ok else "GPU check FAILED")
     return 0 if ok else 1
 

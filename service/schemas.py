@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -71,7 +72,12 @@ class StudyRequest(BaseModel):
     )
     epochs: int = Field(10, ge=1, le=1000, description="Training epochs per trial.")
     imgsz: int = Field(640, ge=32, le=4096, description="Training image size, a multiple of 32.")
-    batch: int = Field(16, ge=1, le=1024)
+    batch: int | float = Field(
+        16,
+        description="Images per batch (1-1024); -1: the largest batch that fits the trial's GPU (ultralytics' "
+        "AutoBatch, 60% of its memory); a fraction such as 0.7: AutoBatch for that share of its memory. A trial on "
+        "a part of a GPU (gpus_per_trial < 1) is sized to its part; on a CPU AutoBatch falls back to 16.",
+    )
     n_trials: int = Field(30, ge=1, le=10000, description="Trials in the study, the seed trial included.")
     parallel: int = Field(1, ge=1, le=1024, description="Trials running at once.")
     # The default is what bench/compare_tuners.py found best; see README, Benchmarks.
@@ -157,6 +163,24 @@ class StudyRequest(BaseModel):
                 "name of a .pt file in the weights folder (GET /models lists both)"
             )
         return value
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _batch_size_or_auto(cls, value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError("must be a number: a batch size, -1 (AutoBatch) or a fraction of GPU memory")
+        if value == -1 or 0 < value < 1:
+            return value
+        if float(value).is_integer() and 1 <= value <= 1024:
+            return int(value)
+        raise ValueError(
+            "must be a whole batch size from 1 to 1024, -1 (AutoBatch: the largest that fits the GPU) "
+            "or a fraction of GPU memory between 0 and 1 (AutoBatch for that share)"
+        )
+
+    def auto_batch(self) -> bool:
+        """Whether AutoBatch chooses each trial's batch (batch -1 or a fraction of GPU memory)."""
+        return self.batch == -1 or 0 < self.batch < 1
 
     @field_validator("imgsz")
     @classmethod
@@ -333,6 +357,8 @@ class TrialOut(BaseModel):
     startup: dict[str, float] | None = Field(
         None, description="Seconds spent before training proper: imports_s, model_s, setup_s, to_first_epoch_s."
     )
+    batch: int | None = Field(None, description="The batch size the trainer used (AutoBatch's choice included).")
+    batch_note: str | None = Field(None, description="How AutoBatch chose the batch, when it did.")
     train_args: dict[str, Any] | None = Field(
         None, description="The hyp arguments the ultralytics trainer really used, read back from it."
     )

@@ -29,7 +29,7 @@ class TrialSpec:
     model: str
     epochs: int
     imgsz: int
-    batch: int
+    batch: int | float  # a batch size, or AutoBatch: -1, or a fraction of the GPU's memory
     seed: int
     hyp: dict[str, float]  # all YOLOv5 keys for this trial
     output_dir: str
@@ -68,6 +68,10 @@ class TrialResult:
     startup: dict[str, float] = field(default_factory=dict)
     pruned: bool = False
     placement: Placement | None = None
+    # The batch size the trainer really used (AutoBatch's choice, or its fallback on a CPU), and how
+    # it was chosen when AutoBatch chose it.
+    batch: int | None = None
+    batch_note: str | None = None
 
     def user_attrs(self) -> dict[str, Any]:
         """What the controller records on the Optuna trial for this result."""
@@ -78,6 +82,8 @@ class TrialResult:
             trial_attrs.DEVICE: self.device,
             trial_attrs.NODE: where.host if where else None,
             trial_attrs.NODE_ID: where.node_id if where else None,
+            trial_attrs.BATCH: self.batch,
+            trial_attrs.BATCH_NOTE: self.batch_note,
         }
         if not self.pruned:
             attrs[trial_attrs.TRAIN_ARGS] = self.train_args
@@ -133,6 +139,16 @@ def check_weights_here(model: str) -> None:
         )
 
 
+def batch_note(asked: float, device: str, used: int | None) -> str | None:
+    """How AutoBatch chose a trial's batch (None for a batch size the study gave)."""
+    if not (asked == -1 or 0 < asked < 1) or used is None:
+        return None
+    if device == "cpu":
+        return f"AutoBatch needs a GPU: on the CPU ultralytics trained with its default batch {used}"
+    share = 0.6 if asked == -1 else asked
+    return f"AutoBatch chose {used}, the largest batch for {share:.0%} of the GPU memory free at the start"
+
+
 def _metrics_of(trainer: Any) -> dict[str, float]:
     raw: Mapping[str, Any] = trainer.metrics or {}
     values = {}
@@ -164,10 +180,12 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
     per_epoch: list[float] = []
     last_metrics: dict[str, float] = {}
     used_args: dict[str, Any] = {}
+    batch: dict[str, int] = {}
 
     def record_args(trainer: Any) -> None:
         startup["setup_s"] = time.monotonic() - started - startup["imports_s"] - startup["model_s"]
         used_args.update({k: _plain(v) for k, v in vars(trainer.args).items()})
+        batch["used"] = int(trainer.batch_size)
 
     def record_epoch(trainer: Any) -> None:
         # ultralytics calls this once more after training to log best.pt's validation at step
@@ -206,4 +224,6 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
         device=device,
         train_args=used_args,
         startup=startup,
+        batch=batch.get("used"),
+        batch_note=batch_note(spec.batch, device, batch.get("used")),
     )

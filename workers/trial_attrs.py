@@ -13,6 +13,8 @@ NODE = "node"
 NODE_ID = "node_id"
 TRAIN_ARGS = "train_args"
 STARTUP = "startup"
+BATCH = "batch"  # the batch size the trainer used
+BATCH_NOTE = "batch_note"  # how AutoBatch chose it
 # Written when a trial fails: why, whether the service cut it short, whether its params were queued
 # again (then this FAIL does not count against the study).
 ERROR = "error"

@@ -21,23 +21,36 @@ from service.models import model_source
 from service.ray_runtime import RayLink
 from service.schemas import DatasetOut, DatasetReportOut, StudyOut, StudyRequest, StudyState, TrialOut
 from service.settings import Settings
+from service.studies.confirmation import (
+    CONFIRMATION,
+    ConfirmationPlan,
+    ConfirmationResult,
+    confirmation_result,
+    is_screening,
+    stage_of,
+)
 from service.studies.confirmation import PLAN_ATTR as CONFIRMATION_PLAN
-from service.studies.confirmation import ConfirmationPlan, ConfirmationResult, confirmation_result, is_screening
 from service.studies.export import Answer, args_yaml, confirmed_answer, hyp_yaml, screening_answer
 from service.studies.plan import build_plan
 from service.studies.plots import evolve_png
-from service.studies.progress import study_out, trial_out
+from service.studies.progress import study_out, trial_batch, trial_out
 from service.studies.result_files import parse_results
 from service.studies.runner import RunnerContext, StudyRunner
 from service.studies.store import BestTrial, StudyRecord, StudyStore
 from service.studies.trials import TrialBook
 from workers.storage import open_optuna_storage
-from workers.trial_attrs import IMPORT_BATCH, IMPORT_LINE, IMPORTED, METRICS, SEED_HYP
+from workers.trial_attrs import CONFIRMS, IMPORT_BATCH, IMPORT_LINE, IMPORTED, METRICS, SEED_HYP
 
 logger = logging.getLogger(__name__)
 
 STOP_WAIT_S = 60.0
 ExportSource = Literal["confirmation", "screening"]
+
+
+def _batches(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, ...]:
+    """The batch sizes ``trials`` completed with (what AutoBatch chose for them)."""
+    found = (trial_batch(t) for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    return tuple(b for b in found if b is not None)
 
 
 class StudyController:
@@ -242,9 +255,12 @@ class StudyController:
         """The confirmed winner once confirmation has finished (unless ``source`` is screening), else
         screening's top trial, saying why it is unconfirmed."""
         record = self.store.get(study_id)
-        result = self._confirmation(record, self._trials(record)) if source == "confirmation" else None
+        trials = self._trials(record)
+        result = self._confirmation(record, trials) if source == "confirmation" else None
         if result is not None and result.finished and result.winner is not None:
-            return record, confirmed_answer(record, result)
+            winner = result.winner
+            behind = [t for t in trials if stage_of(t) == CONFIRMATION and t.user_attrs.get(CONFIRMS) == winner]
+            return record, confirmed_answer(record, result, _batches(behind))
         best = self.store.best(study_id)
         if best is None:
             raise NotReady(f"study {study_id} has no completed trial yet")
@@ -254,7 +270,8 @@ class StudyController:
                 note = "nothing to confirm: no completed trial differs from the seed hyps"
             else:
                 note = "unconfirmed: screening's top trial, one training at one seed; confirmation has not finished"
-        return record, screening_answer(record, best, note)
+        behind = [t for t in trials if t.number == best.trial_number]
+        return record, screening_answer(record, best, note, _batches(behind))
 
     def _study_attrs(self, record: StudyRecord) -> dict[str, Any]:
         try:

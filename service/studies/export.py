@@ -27,33 +27,57 @@ class Answer:
     params: dict[str, Any]
     epochs: int
     provenance: list[str]
+    # With AutoBatch: the batch sizes the trainings behind the answer used (empty: not recorded).
+    batches: tuple[int, ...] = ()
 
 
-def _setup(record: StudyRecord, epochs: int) -> list[str]:
+def _batch(record: StudyRecord, answer: Answer) -> int | float:
+    """The batch an export names: the study's, or with AutoBatch the one its trainings used most."""
+    if not record.request.auto_batch() or not answer.batches:
+        return record.request.batch
+    return max(set(answer.batches), key=answer.batches.count)
+
+
+def _batch_words(record: StudyRecord, answer: Answer) -> str:
+    request = record.request
+    if not request.auto_batch():
+        return f"batch {request.batch}"
+    asked = "-1" if request.batch == -1 else f"{request.batch:g} of GPU memory"
+    if not answer.batches:
+        return f"batch chosen by AutoBatch ({asked}; not recorded)"
+    used = sorted(set(answer.batches))
+    return f"batch {_batch(record, answer)} (AutoBatch, asked {asked}; these trainings used {used})"
+
+
+def _setup(record: StudyRecord, epochs: int, batch: str) -> list[str]:
     request, plan = record.request, record.plan
     start = f"fine-tuned from the weights {request.model}" if is_weights_name(request.model) else request.model
     return [
         f"trained: {start} on {request.dataset}, {epochs} epochs, "
-        f"imgsz {request.imgsz}, batch {request.batch}, SGD, ultralytics backend",
+        f"imgsz {request.imgsz}, {batch}, SGD, ultralytics backend",
         f"searched: {', '.join(plan.evolve)}",
         f"not searched: the {plan.seed_name} seed's values" + (f", fixed {plan.fixed}" if plan.fixed else ""),
         f"exported {utcnow().strftime('%Y-%m-%d %H:%M:%S')} UTC",
     ]
 
 
-def screening_answer(record: StudyRecord, best: BestTrial, note: str | None = None) -> Answer:
-    """Screening's top trial: one training at the study's seed; ``note`` says why it is not confirmed."""
+def screening_answer(
+    record: StudyRecord, best: BestTrial, note: str | None = None, batches: tuple[int, ...] = ()
+) -> Answer:
+    """Screening's top trial: one training at the study's seed; ``note`` says why it is not confirmed;
+    ``batches``: the batch size it trained with, when AutoBatch chose it."""
     metrics = ", ".join(f"{k} {v:.5g}" for k, v in best.metrics.items())
     weights = ", ".join(f"{w:g}" for w in record.plan.fitness_weights)
     lines = [
         f"hypevolve study '{record.name}' (id {record.id}, {record.state}): its best trial",
         f"trial {best.trial_number}, fitness {best.fitness:.6g} (weights [P, R, mAP50, mAP50-95] = [{weights}])",
         f"metrics: {metrics}",
-        *_setup(record, record.request.epochs),
     ]
     if note:
-        lines.insert(3, note)
-    return Answer(dict(best.params), record.request.epochs, lines)
+        lines.append(note)
+    answer = Answer(dict(best.params), record.request.epochs, lines, batches)
+    answer.provenance.extend(_setup(record, record.request.epochs, _batch_words(record, answer)))
+    return answer
 
 
 def _signed(value: float) -> str:
@@ -64,8 +88,9 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def confirmed_answer(record: StudyRecord, result: ConfirmationResult) -> Answer:
-    """The confirmation stage's winner, with the verdict and the numbers behind it."""
+def confirmed_answer(record: StudyRecord, result: ConfirmationResult, batches: tuple[int, ...] = ()) -> Answer:
+    """The confirmation stage's winner, with the verdict and the numbers behind it; ``batches``: the
+    batch sizes its confirmation trainings used, when AutoBatch chose them."""
     assert result.verdict is not None, "confirmation has not finished"
     assert result.winner is not None, "confirmation has not finished"
     entries = {e.trial: e for e in (result.baseline, *result.candidates)}
@@ -107,7 +132,9 @@ def confirmed_answer(record: StudyRecord, result: ConfirmationResult) -> Answer:
             f"screening: trial {winner.trial} scored {winner.screening_fitness:.4f} in one "
             f"{record.request.epochs}-epoch training at seed {record.request.seed}"
         )
-    return Answer(dict(winner.params), result.epochs, [*lines, *_setup(record, result.epochs)])
+    answer = Answer(dict(winner.params), result.epochs, lines, batches)
+    answer.provenance.extend(_setup(record, result.epochs, _batch_words(record, answer)))
+    return answer
 
 
 def hyp_yaml(record: StudyRecord, answer: Answer) -> str:
@@ -139,7 +166,7 @@ def train_args(record: StudyRecord, answer: Answer) -> dict[str, Any]:
         "model": request.model,
         "epochs": answer.epochs,
         "imgsz": request.imgsz,
-        "batch": request.batch,
+        "batch": _batch(record, answer),
         "seed": request.seed,
         **hyp_train_args(plan.hyp_for(answer.params), plan.ultralytics_args_for(answer.params)),
     }

@@ -73,10 +73,20 @@ def trial_out(trial: FrozenTrial, screening_seed: int) -> TrialOut:
         retry_of=trial.user_attrs.get(attrs.RETRY_OF),
         startup=trial.user_attrs.get(attrs.STARTUP),
         train_args=_hyp_args(trial.user_attrs.get(attrs.TRAIN_ARGS)),
+        batch=trial_batch(trial),
+        batch_note=trial.user_attrs.get(attrs.BATCH_NOTE),
         stage=stage_of(trial),
         confirms=trial.user_attrs.get(attrs.CONFIRMS),
         seed=trial.user_attrs.get(attrs.TRAIN_SEED, screening_seed),
     )
+
+
+def trial_batch(trial: FrozenTrial) -> int | None:
+    """The batch size trial ``trial`` trained with (older trials recorded it in their train_args)."""
+    batch = trial.user_attrs.get(attrs.BATCH)
+    if batch is None:
+        batch = (trial.user_attrs.get(attrs.TRAIN_ARGS) or {}).get("batch")
+    return int(batch) if batch is not None else None
 
 
 def _hyp_args(train_args: dict[str, object] | None) -> dict[str, object] | None:

@@ -48,6 +48,15 @@ class RunnerContext:
     trial_task: str = "workers.task:run_trial"
 
 
+def auto_batch_share(batch: float, gpus: float) -> float:
+    """What a trial on ``gpus`` of one GPU passes to ultralytics for a study's AutoBatch ``batch`` (-1,
+    or a fraction of memory): AutoBatch sizes a batch to a fraction (default 0.6) of the memory it
+    finds free, so two trials starting together on halves of a GPU would each take 60% of all of it.
+    A part of a GPU gets that part of the fraction; a whole GPU (or more, or the CPU) keeps it."""
+    fraction = 0.6 if batch == -1 else batch
+    return fraction * gpus if 0 < gpus < 1 else batch
+
+
 class StudyRunner(threading.Thread):
     """Runs study ``study_id`` to its end: at most ``parallel`` trials at once, ``n_trials`` in all.
 
@@ -273,9 +282,10 @@ class StudyRunner(threading.Thread):
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             return study.ask(space)
 
-    def _spec(self, trial: optuna.Trial) -> TrialSpec:
+    def _spec(self, trial: optuna.Trial, gpus: float = 1.0) -> TrialSpec:
         """What trial ``trial`` trains: a screening trial at the study's seed and epochs; a confirmation
-        training at the seed it was enqueued with, for confirmation's epochs."""
+        training at the seed it was enqueued with, for confirmation's epochs. On ``gpus`` < 1 (a part
+        of a GPU), AutoBatch is asked for that part of the GPU's memory, not for the whole of it."""
         settings, request, plan = self._context.settings, self._record.request, self._record.plan
         screening = is_screening(trial)
         return TrialSpec(
@@ -284,7 +294,7 @@ class StudyRunner(threading.Thread):
             model=model_path(settings.WEIGHTS_DIR, request.model),
             epochs=request.epochs if screening else request.confirmation_epochs(),
             imgsz=request.imgsz,
-            batch=request.batch,
+            batch=auto_batch_share(request.batch, gpus) if request.auto_batch() else request.batch,
             seed=request.seed if screening else int(trial.user_attrs[TRAIN_SEED]),
             hyp=plan.hyp_for(trial.params),
             ultralytics_args=plan.ultralytics_args_for(trial.params),
@@ -307,7 +317,7 @@ class StudyRunner(threading.Thread):
         return float(asked)
 
     def _dispatch(self, trial: optuna.Trial, report_to: ReportTo, gpus: float) -> str:
-        spec = self._spec(trial)
+        spec = self._spec(trial, gpus)
         options = {
             "num_cpus": self._context.settings.CPUS_PER_TRIAL,
             "num_gpus": gpus,

@@ -32,6 +32,7 @@ class Hold:
     ended: float
     gpu_ids: list[str]
     cuda_visible_devices: str | None
+    batch: float  # what the runner asked ultralytics for (AutoBatch's share, with batch -1)
 
     @classmethod
     def of_trial(cls, output_dir: Path) -> Hold:
@@ -41,7 +42,8 @@ class Hold:
 def fake_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult:
     started = time.time()
     time.sleep(HOLD_S)
-    hold = Hold(started, time.time(), [str(g) for g in ray.get_gpu_ids()], os.environ.get("CUDA_VISIBLE_DEVICES"))
+    gpus = [str(g) for g in ray.get_gpu_ids()]
+    hold = Hold(started, time.time(), gpus, os.environ.get("CUDA_VISIBLE_DEVICES"), spec.batch)
     out = Path(spec.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / HOLD_FILE).write_text(json.dumps(hold.__dict__))

@@ -30,6 +30,10 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("imgsz", 65),
     ("imgsz", 16),
     ("batch", 0),
+    ("batch", -2),  # -1 is AutoBatch; nothing else below 1 but a fraction of GPU memory
+    ("batch", 1.5),
+    ("batch", 2000),
+    ("batch", True),
     ("seed", -1),
     ("sampler", "grid"),
     ("seed_hyp", "scratch-huge"),

@@ -1,4 +1,4 @@
-"""A study that fine-tunes from pretrained weights, through a real `hypevolve serve` process."""
+"""A study that fine-tunes from pretrained weights with AutoBatch, through a real `hypevolve serve` process."""
 
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ def server(home: Path, small_shapes_root: Path) -> Iterator[httpx.Client]:
 
 def test_a_study_fine_tunes_from_weights_in_the_folder_and_says_so(server: httpx.Client) -> None:
     assert [w["name"] for w in server.get("/models").json()["weights"]] == ["coco-n.pt"]
+    # batch -1 asks AutoBatch for the largest batch; on this CPU-only machine ultralytics uses 16.
     request = {"dataset": "shapes/data.yaml", "model": "coco-n.pt", "seed_hyp": "VOC", "epochs": 1, "imgsz": 64,
-               "n_trials": 2, "parallel": 2, "confirm_top_k": 0}  # fmt: skip
+               "batch": -1, "n_trials": 2, "parallel": 2, "confirm_top_k": 0}  # fmt: skip
     created = server.post("/studies", json=request)
     assert created.status_code == 201, created.text
     study = run_to_end(server, created.json()["id"])
@@ -56,12 +57,18 @@ def test_a_study_fine_tunes_from_weights_in_the_folder_and_says_so(server: httpx
     voc = load_seed_hyp("VOC")
     assert trials[0]["params"] == {k: voc[k] for k in default_evolve_keys()}
 
+    for trial in trials:
+        assert trial["batch"] == 16
+        assert trial["batch_note"] == "AutoBatch needs a GPU: on the CPU ultralytics trained with its default batch 16"
+
     hyp = server.get(f"/studies/{study['id']}/hyp.yaml").text
+    assert "batch 16 (AutoBatch, asked -1; these trainings used [16])" in hyp
     assert "trained: fine-tuned from the weights coco-n.pt on shapes/data.yaml" in hyp
     assert "not searched: the VOC seed's values" in hyp
     args_text = server.get(f"/studies/{study['id']}/args.yaml").text
     args = yaml.safe_load(args_text)
     # `yolo train cfg=args.yaml` fine-tunes from the same weights (the operator's file of that name).
     assert args["model"] == "coco-n.pt"
+    assert args["batch"] == 16  # the batch the exported trial trained with, not -1
     assert get_cfg(overrides=args).model == "coco-n.pt"
     assert "fine-tuned from the weights coco-n.pt" in args_text

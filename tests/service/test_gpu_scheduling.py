@@ -51,7 +51,9 @@ def _finished_trials(controller: StudyController, study_id: int, timeout: float 
 
 
 def test_half_gpu_trials_share_one_gpu_and_a_third_waits(controller: StudyController) -> None:
-    request = StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=3, parallel=3, gpus_per_trial=0.5)
+    request = StudyRequest(
+        dataset="shapes/data.yaml", confirm_top_k=0, n_trials=3, parallel=3, gpus_per_trial=0.5, batch=-1
+    )
     study_id = controller.create_study(request).id
     trials = sorted(_finished_trials(controller, study_id), key=lambda t: t.started)
     assert controller.get_study(study_id).state == "completed"
@@ -63,6 +65,9 @@ def test_half_gpu_trials_share_one_gpu_and_a_third_waits(controller: StudyContro
     # ...and the third waits until one of them gives its half back.
     assert third[0] >= min(first[1], second[1]) - 0.05
     assert third[0] - first[0] >= HOLD_S * 0.9
+    # AutoBatch (batch -1: 60% of the memory it finds free) is asked for half of that on half a GPU,
+    # so two trials starting together cannot both size their batch to the whole GPU.
+    assert [t.batch for t in trials] == [pytest.approx(0.3)] * 3
 
 
 def test_zero_gpus_forces_cpu_even_where_the_cluster_has_gpus(controller: StudyController) -> None:
@@ -71,16 +76,19 @@ def test_zero_gpus_forces_cpu_even_where_the_cluster_has_gpus(controller: StudyC
     ).id
     (trial,) = _finished_trials(controller, study_id)
     assert trial.gpu_ids == []
+    assert trial.batch == 16
 
 
 def test_default_is_one_gpu_per_trial_when_the_cluster_has_gpus(controller: StudyController) -> None:
     study_id = controller.create_study(
-        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=2, parallel=2)
+        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=2, parallel=2, batch=0.7)
     ).id
     trials = _finished_trials(controller, study_id)
     spans = sorted((t.started, t.ended) for t in trials)
     # One whole GPU each: the second trial cannot start before the first ends.
     assert spans[1][0] >= spans[0][1] - 0.05
+    # A whole GPU's trial asks AutoBatch for the study's own share of its memory.
+    assert [t.batch for t in trials] == [0.7, 0.7]
 
 
 def test_more_gpus_than_the_cluster_has_fails_the_study_with_a_reason(controller: StudyController) -> None:

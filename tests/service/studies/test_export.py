@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import yaml
 from ultralytics.cfg import get_cfg
 
 from hyps import HYP_KEYS, load_seed_hyp
 from service.db import utcnow
 from service.schemas import StudyRequest, StudyState
-from service.studies.export import best_args_yaml, best_hyp_yaml
+from service.studies.export import args_yaml, best_args_yaml, best_hyp_yaml, hyp_yaml, screening_answer
 from service.studies.plan import build_plan
 from service.studies.store import BestTrial, StudyRecord
 
@@ -67,3 +69,15 @@ def test_args_yaml_passes_ultralytics_own_config_check() -> None:
     assert cfg.box == 15.0
     assert args["cls_pw"] == 0.0
     assert not {"obj", "anchor_t", "fl_gamma", "iou_t", "obj_pw"} & set(args)
+
+
+def test_an_autobatch_export_names_the_batch_the_trainings_used() -> None:
+    record, best = _rows("scratch-low", {"lr0": 0.02})
+    record = replace(record, request=record.request.model_copy(update={"batch": -1}))
+    answer = screening_answer(record, best, batches=(24, 32, 24))
+    assert yaml.safe_load(args_yaml(record, answer))["batch"] == 24
+    assert "batch 24 (AutoBatch, asked -1; these trainings used [24, 32])" in hyp_yaml(record, answer)
+    # Nothing recorded (trials from before batches were): the export asks AutoBatch again.
+    unrecorded = screening_answer(record, best)
+    assert yaml.safe_load(args_yaml(record, unrecorded))["batch"] == -1
+    assert "batch chosen by AutoBatch (-1; not recorded)" in hyp_yaml(record, unrecorded)
