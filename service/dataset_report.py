@@ -33,6 +33,7 @@ from PIL import Image
 from service.datasets import check_dataset
 from service.errors import InvalidRequest, NotReady
 from service.schemas import DatasetOut, DatasetReportOut, ProblemOut, SplitReportOut
+from service.studies.plots import PYPLOT_LOCK
 from workers.offline import seal_ultralytics
 
 # The guide's numbers (ultralytics' "Tips for best training results", which YOLOv5 users follow).
@@ -64,7 +65,6 @@ _IGNORED_BECAUSE = (
 )
 _CACHE_VERSION = "1"
 _SPLITS = ("train", "val", "test")
-_PLOT_LOCK = threading.Lock()
 # The Optuna study user attribute that keeps the report made when the study was created.
 STUDY_ATTR = "dataset_report"
 
@@ -297,7 +297,7 @@ def labels_png(data: dict[str, Any], data_root: Path, cache_dir: Path | None) ->
     names = {int(k): str(v) for k, v in data["names"].items()}
     if not len(boxes):
         raise NotReady("the training split has no box to plot")
-    with _PLOT_LOCK, tempfile.TemporaryDirectory() as folder:  # pyplot is not thread-safe
+    with PYPLOT_LOCK, tempfile.TemporaryDirectory() as folder:
         plot_labels(boxes[:, 1:], boxes[:, 0].astype(np.int64), names=names, save_dir=Path(folder))
         drawn = Path(folder) / "labels.jpg"
         if not drawn.is_file():

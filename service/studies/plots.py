@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Sequence
 
 import matplotlib
@@ -12,10 +13,19 @@ matplotlib.use("Agg")  # no display on a server; must precede pyplot
 import matplotlib.pyplot as plt
 from optuna.trial import FrozenTrial
 
+# pyplot keeps one current figure per process, and requests draw from several threads: every
+# drawing with pyplot in the service (here, and ultralytics' plot_labels) holds this lock.
+PYPLOT_LOCK = threading.Lock()
+
 
 def evolve_png(trials: Sequence[FrozenTrial], keys: Sequence[str], best_number: int) -> bytes:
     """One small scatter per key (value against fitness, coloured by fitness), the best trial marked
     with a large black cross and its value in the title, as YOLOv5's plot_evolve draws it."""
+    with PYPLOT_LOCK:
+        return _evolve_png(trials, keys, best_number)
+
+
+def _evolve_png(trials: Sequence[FrozenTrial], keys: Sequence[str], best_number: int) -> bytes:
     trials = [t for t in trials if t.value is not None]
     cols = min(5, len(keys))
     rows = math.ceil(len(keys) / cols)
