@@ -132,7 +132,8 @@ def main() -> int:
         service.start()
         request = {
             "dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "epochs": args.epochs, "n_trials": args.trials,
-            "parallel": 2, "seed": args.seed, "confirm_top_k": 0, "max_retries": 10, "max_failed_trials": args.trials,
+            "parallel": 2, "seed": args.seed, "confirm_top_k": 0, "diagnostics": False, "max_retries": 10,
+            "max_failed_trials": args.trials,
         }  # fmt: skip
         study_id = service.client.post("/studies", json=request).json()["id"]
         started = time.monotonic()

@@ -138,6 +138,12 @@ class StudyRequest(BaseModel):
         le=3000,
         description=f"Epochs per confirmation training, at least `epochs`; default {CONFIRM_EPOCHS_FACTOR} x epochs.",
     )
+    diagnostics: bool = Field(
+        True,
+        description="Keep ultralytics' plots (results, PR curve, confusion matrix, training batches, labels) of "
+        "the winner and the seed hyps: drawn in their first confirmation training, or, without confirmation, in "
+        "one more training of screening's best trial. GET /studies/{id}/artifacts lists them.",
+    )
     name: str | None = Field(None, description="Unique; letters, digits, '.', '_', '-'; default study-<id>.")
 
     def confirmation_epochs(self) -> int:
@@ -362,9 +368,18 @@ class TrialOut(BaseModel):
     train_args: dict[str, Any] | None = Field(
         None, description="The hyp arguments the ultralytics trainer really used, read back from it."
     )
-    stage: Literal["screening", "confirmation"] = "screening"
-    confirms: int | None = Field(None, description="On a confirmation training: the trial whose hyps it trains.")
+    stage: Literal["screening", "confirmation", "diagnostics"] = "screening"
+    confirms: int | None = Field(
+        None, description="On a confirmation or diagnostics training: the trial whose hyps it trains."
+    )
     seed: int | None = Field(None, description="The training seed.")
+
+
+class ArtifactOut(BaseModel):
+    name: str = Field(description="What GET /studies/{id}/artifacts/{name} takes: '<entry>/<file>'.")
+    entry: Literal["winner", "baseline"] = Field(description="Whose training drew it: the answer's, or the seed hyps'.")
+    trial: int = Field(description="The training (trial number) that drew it.")
+    size_bytes: int
 
 
 class ImportOut(BaseModel):

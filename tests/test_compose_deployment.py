@@ -217,7 +217,14 @@ def deployment(
         deployment.compose("down", "-v", "--remove-orphans", timeout=300)
 
 
-STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "parallel": 2, "confirm_top_k": 0}
+STUDY = {
+    "dataset": "shapes/data.yaml",
+    "imgsz": 64,
+    "batch": 16,
+    "parallel": 2,
+    "confirm_top_k": 0,
+    "diagnostics": False,
+}
 
 
 def test_a_study_runs_through_the_deployment_on_both_workers(deployment: tuple[Deployment, httpx.Client]) -> None:

@@ -39,6 +39,8 @@ class TrialSpec:
     ultralytics_args: dict[str, float | int] = field(default_factory=dict)
     # Where to keep label-scan caches for data sets this node cannot write to ("" keeps none).
     label_cache_dir: str = ""
+    # Draw ultralytics' plots (results, PR curve, confusion matrix, batches, labels) into output_dir.
+    plots: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def train_args_for(spec: TrialSpec, device: str) -> dict[str, Any]:
         "project": str(out.parent),
         "name": out.name,
         "exist_ok": True,
-        "plots": False,
+        "plots": spec.plots,
         "save": False,
         "verbose": False,
         # Weights bring their own training's single_cls (ultralytics keeps it from a checkpoint); a
@@ -207,12 +209,21 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
         if on_epoch is not None:
             on_epoch(trainer.epoch, value, metrics)
 
+    def plots_on_last_validation(trainer: Any) -> None:
+        # A validation during training turns its own plots off for good unless it is the last epoch's
+        # (`args.plots &= ...`), and ultralytics only switches them back on for the final validation
+        # of best.pt, which a trial skips (see record_epoch): so switch them on for the last epoch.
+        if trainer.epoch + 1 >= trainer.epochs and trainer.validator is not None:
+            trainer.validator.args.plots = True
+
     model = YOLO(spec.model)  # weights: ultralytics transfers every layer that fits the data set's classes
     if model.task != "detect":
         raise ValueError(f"{Path(spec.model).name} is a {model.task} model; a study tunes object detection")
     startup["model_s"] = time.monotonic() - started - startup["imports_s"]
     model.add_callback("on_train_start", record_args)
     model.add_callback("on_fit_epoch_end", record_epoch)
+    if spec.plots:
+        model.add_callback("on_train_epoch_end", plots_on_last_validation)
     model.train(**train_args_for(spec, device))
     if not per_epoch:
         raise RuntimeError(f"training of trial {spec.trial_number} ended without a validated epoch")

@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from service.schemas import ErrorOut, ImportOut, StudyOut, StudyRequest, TrialOut
-from service.studies.controller import StudyController
+from service.schemas import ArtifactOut, ErrorOut, ImportOut, StudyOut, StudyRequest, TrialOut
+from service.studies.controller import ARTIFACT_TYPES, StudyController
+
+ARTIFACT_MEDIA = sorted(set(ARTIFACT_TYPES.values()))
 
 
 def get_controller(request: Request) -> StudyController:
@@ -96,6 +98,26 @@ def download_args_yaml(study_id: StudyId, controller: Controller, source: Source
 def evolve_plot(study_id: StudyId, controller: Controller) -> Response:
     """Fitness against each searched hyp, one scatter per key, the best trial marked (YOLOv5's evolve.png)."""
     return Response(controller.evolve_png(study_id), media_type="image/png")
+
+
+@router.get("/{study_id}/artifacts", response_model=list[ArtifactOut])
+def list_artifacts(study_id: StudyId, controller: Controller) -> list[ArtifactOut]:
+    """The winner's and the seed hyps' diagnostics, as ultralytics draws them (results.png,
+    BoxPR_curve.png, confusion_matrix.png, train_batch*.jpg, labels.jpg, results.csv, ...): from their
+    first confirmation training, or, without confirmation, from one more training of the best trial.
+    404 until confirmation has finished (or that training has run)."""
+    return controller.artifacts(study_id)
+
+
+@router.get(
+    "/{study_id}/artifacts/{name:path}",
+    response_class=Response,
+    responses={200: {"content": {t: {"schema": {"type": "string", "format": "binary"}} for t in ARTIFACT_MEDIA}}},
+)
+def get_artifact(study_id: StudyId, name: str, controller: Controller) -> Response:
+    """One file of the listing, by its listed name ('winner/results.png'); any other name is a 404."""
+    content, media_type = controller.artifact(study_id, name)
+    return Response(content, media_type=media_type)
 
 
 @router.post(

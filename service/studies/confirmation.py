@@ -29,11 +29,14 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import t as student_t
 
 from service.schemas import StudyRequest
+from service.studies.optuna_internals import enqueued_params
 from service.studies.plan import StudyPlan
 from workers.trial_attrs import CONFIRMS, STAGE, TRAIN_SEED
 
 CONFIRMATION = "confirmation"
 SCREENING = "screening"
+# With confirmation off: one more training of screening's best, with ultralytics' plots on.
+DIAGNOSTICS = "diagnostics"
 BASELINE_TRIAL = 0  # trial 0 is the seed hyps, enqueued when the study is created
 CONFIDENCE = 0.95
 # The Optuna study user attribute that records the confirmation plan once screening has ended, so
@@ -49,6 +52,32 @@ def stage_of(trial: FrozenTrial | optuna.Trial) -> str:
 
 def is_screening(trial: FrozenTrial | optuna.Trial) -> bool:
     return stage_of(trial) == SCREENING
+
+
+def draws_plots(trial: FrozenTrial | optuna.Trial, screening_seed: int) -> bool:
+    """Whether a training keeps ultralytics' diagnostic plots: every confirmation entry's training on
+    the first confirmation seed (the winner's and the baseline's are the ones shown), and the
+    diagnostics training. Screening trials train without them, for speed."""
+    stage = stage_of(trial)
+    if stage == DIAGNOSTICS:
+        return True
+    return stage == CONFIRMATION and int(trial.user_attrs.get(TRAIN_SEED, -1)) == plotting_seed(screening_seed)
+
+
+def plotting_seed(screening_seed: int) -> int:
+    """The confirmation seed whose trainings keep their plots: the first."""
+    return confirmation_seeds(screening_seed, 1)[0]
+
+
+def start_diagnostics(study: optuna.Study, best: int, seed: int) -> None:
+    """Enqueue, once, the diagnostics training of trial ``best`` (screening's best, the one exported):
+    its params, the study's ``seed`` and epochs, plots on."""
+    trials = study.get_trials(deepcopy=False)
+    if any(stage_of(t) == DIAGNOSTICS for t in trials):
+        return
+    trial = next(t for t in trials if t.number == best)
+    params = {**enqueued_params(trial), **trial.params}
+    study.enqueue_trial(params, user_attrs={STAGE: DIAGNOSTICS, CONFIRMS: best, TRAIN_SEED: seed})
 
 
 def confirmation_seeds(screening_seed: int, count: int) -> list[int]:

@@ -8,6 +8,7 @@ import shutil
 import threading
 import uuid
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import optuna
@@ -19,14 +20,25 @@ from service.datasets import check_dataset
 from service.errors import Conflict, InvalidRequest, NotReady
 from service.models import model_source
 from service.ray_runtime import RayLink
-from service.schemas import DatasetOut, DatasetReportOut, StudyOut, StudyRequest, StudyState, TrialOut
+from service.schemas import (
+    ArtifactOut,
+    DatasetOut,
+    DatasetReportOut,
+    StudyOut,
+    StudyRequest,
+    StudyState,
+    TrialOut,
+)
 from service.settings import Settings
 from service.studies.confirmation import (
+    BASELINE_TRIAL,
     CONFIRMATION,
+    DIAGNOSTICS,
     ConfirmationPlan,
     ConfirmationResult,
     confirmation_result,
     is_screening,
+    plotting_seed,
     stage_of,
 )
 from service.studies.confirmation import PLAN_ATTR as CONFIRMATION_PLAN
@@ -39,12 +51,16 @@ from service.studies.runner import RunnerContext, StudyRunner
 from service.studies.store import BestTrial, StudyRecord, StudyStore
 from service.studies.trials import TrialBook
 from workers.storage import open_optuna_storage
-from workers.trial_attrs import CONFIRMS, IMPORT_BATCH, IMPORT_LINE, IMPORTED, METRICS, SEED_HYP
+from workers.trial_attrs import CONFIRMS, IMPORT_BATCH, IMPORT_LINE, IMPORTED, METRICS, SEED_HYP, TRAIN_SEED
 
 logger = logging.getLogger(__name__)
 
 STOP_WAIT_S = 60.0
 ExportSource = Literal["confirmation", "screening"]
+
+
+# What a plotting training leaves that is worth showing: ultralytics' plots, images and results.csv.
+ARTIFACT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".csv": "text/csv"}
 
 
 def _batches(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, ...]:
@@ -173,6 +189,59 @@ class StudyController:
     def list_studies(self) -> list[StudyOut]:
         bests = self.store.bests()
         return [self._out(record, bests.get(record.id)) for record in self.store.studies()]
+
+    def artifacts(self, study_id: int) -> list[ArtifactOut]:
+        """The winner's and the seed hyps' diagnostic plots: the files their plotting training drew."""
+        record = self.store.get(study_id)
+        return [out for out, _ in self._artifact_files(record)]
+
+    def artifact(self, study_id: int, name: str) -> tuple[bytes, str]:
+        """One file of the listing (by its listed name only), and its media type."""
+        record = self.store.get(study_id)
+        for out, path in self._artifact_files(record):
+            if out.name == name:
+                return path.read_bytes(), ARTIFACT_TYPES[path.suffix]
+        raise NotReady(f"study {study_id} has no artifact named {name!r}; GET /studies/{study_id}/artifacts lists them")
+
+    def _artifact_files(self, record: StudyRecord) -> list[tuple[ArtifactOut, Path]]:
+        if not record.request.diagnostics:
+            raise NotReady(f"study {record.id} was created with diagnostics off: it keeps no plots")
+        trials = self._trials(record)
+        result = self._confirmation(record, trials)
+        drawn: dict[str, optuna.trial.FrozenTrial | None]
+        if result is not None:
+            if not result.finished or result.winner is None:
+                raise NotReady("the winner's plots come once confirmation has finished")
+            seed = plotting_seed(record.request.seed)
+
+            def drawing(entry: int) -> optuna.trial.FrozenTrial | None:
+                return next(
+                    (t for t in trials if stage_of(t) == CONFIRMATION and t.state == optuna.trial.TrialState.COMPLETE
+                     and t.user_attrs.get(CONFIRMS) == entry and t.user_attrs.get(TRAIN_SEED) == seed),
+                    None,
+                )  # fmt: skip
+
+            drawn = {"winner": drawing(result.winner)}
+            if result.winner != BASELINE_TRIAL:  # the seed hyps lost: theirs too, to compare
+                drawn["baseline"] = drawing(BASELINE_TRIAL)
+        else:
+            done = [t for t in trials if stage_of(t) == DIAGNOSTICS and t.state == optuna.trial.TrialState.COMPLETE]
+            if not done:
+                raise NotReady(f"study {record.id} has no diagnostics training yet: it runs after screening")
+            drawn = {"winner": done[-1]}
+        root = self.settings.ARTIFACTS_DIR.resolve() / str(record.id)
+        files = []
+        for entry, trial in drawn.items():
+            if trial is None:
+                continue
+            folder = root / str(trial.number)
+            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if path.suffix in ARTIFACT_TYPES and path.is_file() and not path.is_symlink():
+                    out = ArtifactOut(
+                        name=f"{entry}/{path.name}", entry=entry, trial=trial.number, size_bytes=path.stat().st_size
+                    )
+                    files.append((out, path))
+        return files
 
     def datasets(self) -> list[DatasetOut]:
         """The data.yaml files under the data root, each checked as a study would check it."""

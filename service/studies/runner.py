@@ -21,7 +21,14 @@ from service.ray_runtime import DriverError, RayLink, RayLost
 from service.samplers import build_sampler
 from service.schemas import StudyRequest, StudyState
 from service.settings import Settings
-from service.studies.confirmation import is_screening, start_confirmation
+from service.studies.confirmation import (
+    CONFIRMATION,
+    draws_plots,
+    is_screening,
+    stage_of,
+    start_confirmation,
+    start_diagnostics,
+)
 from service.studies.store import StudyRecord, StudyStore
 from service.studies.trials import TrialBook, counted_failures
 from workers.db_retry import Backoff, is_transient_db_error, retry_db
@@ -133,7 +140,18 @@ class StudyRunner(threading.Thread):
 
         screened = self._retry(screened_trials, "screening's results")
         confirming = self._stop_reason is None and failure is None and screened and request.confirm_top_k > 0
+        confirmed = False
         if confirming and self._retry(lambda: start_confirmation(study, plan, request), "confirmation") is not None:
+            failure = self._drain(study, book, space, gpus, screening=False)
+            confirmed = True
+        # Without a confirmation (off, or nothing to confirm), the best trial trains once more with
+        # ultralytics' plots on: the diagnostics its user looks at before trusting it.
+        diagnosing = (
+            request.diagnostics and not confirmed and self._stop_reason is None and not failure and bool(screened)
+        )
+        best = self._retry(lambda: self._context.store.best(self.study_id), "best") if diagnosing else None
+        if best is not None:
+            self._retry(lambda: start_diagnostics(study, best.trial_number, request.seed), "diagnostics")
             failure = self._drain(study, book, space, gpus, screening=False)
 
         if failure is not None:
@@ -292,7 +310,7 @@ class StudyRunner(threading.Thread):
             trial_number=trial.number,
             data=self._record.dataset,
             model=model_path(settings.WEIGHTS_DIR, request.model),
-            epochs=request.epochs if screening else request.confirmation_epochs(),
+            epochs=request.confirmation_epochs() if stage_of(trial) == CONFIRMATION else request.epochs,
             imgsz=request.imgsz,
             batch=auto_batch_share(request.batch, gpus) if request.auto_batch() else request.batch,
             seed=request.seed if screening else int(trial.user_attrs[TRAIN_SEED]),
@@ -302,6 +320,7 @@ class StudyRunner(threading.Thread):
             output_dir=str(Path(settings.ARTIFACTS_DIR) / str(self.study_id) / str(trial.number)),
             dataloader_workers=settings.CPUS_PER_TRIAL - 1,
             label_cache_dir=str(Path(settings.ARTIFACTS_DIR) / "label-cache"),
+            plots=request.diagnostics and draws_plots(trial, request.seed),
         )
 
     def _gpus_per_trial(self, request: StudyRequest, resources: dict[str, float]) -> float:

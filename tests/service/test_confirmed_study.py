@@ -4,6 +4,7 @@ resuming it."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import statistics
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from PIL import Image
 
 from hyps import HYP_KEYS, load_seed_hyp
 from tests.helpers import run_to_end, start_server, stop_server, wait_for
@@ -95,11 +97,44 @@ def test_a_study_confirms_its_best_candidate_and_exports_the_verdict(sqlite_serv
     assert study["stage"] is None
     assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": 0}
     _check_confirmation(sqlite_server, study)
+    _check_diagnostics(sqlite_server, study)
+
+
+def _check_diagnostics(server: httpx.Client, study: dict[str, Any]) -> None:
+    """The winner's (and, if it is not the seed hyps, the baseline's) training on the first
+    confirmation seed drew ultralytics' plots; the API lists them and serves only what it lists."""
+    trials = server.get(f"/studies/{study['id']}/trials").json()
+    winner = study["confirmation"]["winner"]
+    entries = {"winner": winner} if winner == 0 else {"winner": winner, "baseline": 0}
+    drew = {
+        entry: next(
+            t["number"] for t in trials if t["stage"] == "confirmation" and t["confirms"] == trial and t["seed"] == 1
+        )
+        for entry, trial in entries.items()
+    }
+    listed = server.get(f"/studies/{study['id']}/artifacts").json()
+    assert {a["entry"]: a["trial"] for a in listed} == drew
+    names = {a["name"] for a in listed}
+    for entry in entries:
+        for file in ("results.png", "BoxPR_curve.png", "confusion_matrix.png", "train_batch0.jpg", "labels.jpg",
+                     "results.csv"):  # fmt: skip
+            assert f"{entry}/{file}" in names, (file, sorted(names))
+    png = server.get(f"/studies/{study['id']}/artifacts/winner/confusion_matrix.png")
+    assert png.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).size[0] > 100
+    csv = server.get(f"/studies/{study['id']}/artifacts/winner/results.csv")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert len(csv.text.strip().splitlines()) == 1 + study["confirmation"]["epochs"]  # a header, a row an epoch
+    # Nothing but the listed names: not the training's data.yaml, not a path out of the folder.
+    for name in ("winner/data.yaml", "winner/../../hypevolve.db", "screening/results.png"):
+        assert server.get(f"/studies/{study['id']}/artifacts/{name}").status_code == 404
 
 
 def test_confirmation_off_exports_the_top_screening_trial(sqlite_server: httpx.Client) -> None:
     study = run_to_end(
-        sqlite_server, sqlite_server.post("/studies", json={**STUDY, "confirm_top_k": 0}).json()["id"], timeout=900
+        sqlite_server,
+        sqlite_server.post("/studies", json={**STUDY, "confirm_top_k": 0, "diagnostics": False}).json()["id"],
+        timeout=900,
     )
     assert study["state"] == "completed"
     assert study["confirmation"] is None

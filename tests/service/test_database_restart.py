@@ -69,7 +69,7 @@ def test_postgresql_down_mid_study_loses_no_trial(cluster: list[str], tmp_path: 
 
 def _study_through_an_outage(server: httpx.Client, cluster: list[str]) -> None:
     request = {"dataset": "shapes/data.yaml", "imgsz": 64, "epochs": 4, "n_trials": 3, "parallel": 2}
-    study_id = server.post("/studies", json={**request, "confirm_top_k": 0}).json()["id"]
+    study_id = server.post("/studies", json={**request, "confirm_top_k": 0, "diagnostics": False}).json()["id"]
     wait_for_training(server, study_id)
     subprocess.run(["pg_ctlcluster", *cluster, "stop"], check=True, capture_output=True)
     down_at = time.monotonic()

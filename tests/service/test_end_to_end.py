@@ -44,7 +44,7 @@ def server(
 
 def test_study_runs_to_completion_and_exports_the_best_hyps(server: httpx.Client) -> None:
     request = {"dataset": "shapes/data.yaml", "epochs": 2, "imgsz": 64, "batch": 16, "n_trials": 3, "parallel": 2,
-               "confirm_top_k": 0}  # fmt: skip
+               "confirm_top_k": 0, "diagnostics": False}  # fmt: skip
     created = server.post("/studies", json={**request, "name": "e2e"})
     assert created.status_code == 201, created.text
     study = created.json()
@@ -135,7 +135,7 @@ def test_imported_evolve_csv_becomes_completed_trials_without_using_the_budget(s
 
 def test_stop_cancels_the_running_trial_and_starts_no_more(server: httpx.Client) -> None:
     request = {"dataset": "shapes/data.yaml", "epochs": 50, "imgsz": 64, "n_trials": 4, "parallel": 1,
-               "confirm_top_k": 0}  # fmt: skip
+               "confirm_top_k": 0, "diagnostics": False}  # fmt: skip
     study_id = server.post("/studies", json=request).json()["id"]
 
     def running_trial() -> bool:
@@ -199,7 +199,7 @@ def test_configured_studies_run(server: httpx.Client, module_database_url: str, 
         pytest.skip(f"runs on {BACKEND_OF[name]}")
     settings: dict[str, Any] = CONFIGURED[name]
     request = {"dataset": "shapes/data.yaml", "epochs": 1, "imgsz": 64, "n_trials": 3, "parallel": 2,
-               "confirm_top_k": 0, **settings}  # fmt: skip
+               "confirm_top_k": 0, "diagnostics": False, **settings}  # fmt: skip
     created = server.post("/studies", json=request)
     assert created.status_code == 201, created.text
     study = run_to_end(server, created.json()["id"])

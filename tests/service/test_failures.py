@@ -29,7 +29,7 @@ from tests.helpers import (
 pytestmark = pytest.mark.slow
 
 HEARTBEAT = {"HYPEVOLVE_HEARTBEAT_INTERVAL_S": "1", "HYPEVOLVE_HEARTBEAT_GRACE_S": "8"}
-STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "confirm_top_k": 0}
+STUDY = {"dataset": "shapes/data.yaml", "imgsz": 64, "batch": 16, "confirm_top_k": 0, "diagnostics": False}
 
 
 @pytest.fixture(scope="module")

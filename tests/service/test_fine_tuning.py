@@ -51,7 +51,8 @@ def test_a_study_fine_tunes_from_weights_in_the_folder_and_says_so(server: httpx
     assert (report["dataset"], report["imgsz"], report["usable"]) == ("shapes/data.yaml", 64, True)
     assert [s["split"] for s in report["splits"]] == ["train", "val"]
     assert report["splits"][0]["images"] == 128  # the small sample data set's training split
-    assert study["counts"]["complete"] == 2
+    # Two screening trials, then (no confirmation) one more training of the best with plots on.
+    assert study["counts"]["complete"] == 3
     trials = server.get(f"/studies/{study['id']}/trials").json()
     # Trial 0 is YOLOv5's hyp.VOC.yaml, the seed for fine-tuning.
     voc = load_seed_hyp("VOC")
@@ -60,6 +61,18 @@ def test_a_study_fine_tunes_from_weights_in_the_folder_and_says_so(server: httpx
     for trial in trials:
         assert trial["batch"] == 16
         assert trial["batch_note"] == "AutoBatch needs a GPU: on the CPU ultralytics trained with its default batch 16"
+
+    screening = [t for t in trials if t["stage"] == "screening"]
+    [diagnostics] = [t for t in trials if t["stage"] == "diagnostics"]
+    assert diagnostics["confirms"] == study["best"]["trial"]
+    assert diagnostics["params"] == study["best"]["params"]
+    assert len(diagnostics["epochs"]) == 1
+    assert len(screening) == 2
+    listed = server.get(f"/studies/{study['id']}/artifacts").json()
+    assert {a["trial"] for a in listed} == {diagnostics["number"]}
+    assert {"winner/results.png", "winner/confusion_matrix.png", "winner/labels.jpg"} <= {a["name"] for a in listed}
+    # The best screening trial is still the exported one: the extra training does not compete.
+    assert study["best"]["trial"] in {t["number"] for t in screening}
 
     hyp = server.get(f"/studies/{study['id']}/hyp.yaml").text
     assert "batch 16 (AutoBatch, asked -1; these trainings used [16])" in hyp

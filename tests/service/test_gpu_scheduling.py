@@ -52,7 +52,13 @@ def _finished_trials(controller: StudyController, study_id: int, timeout: float 
 
 def test_half_gpu_trials_share_one_gpu_and_a_third_waits(controller: StudyController) -> None:
     request = StudyRequest(
-        dataset="shapes/data.yaml", confirm_top_k=0, n_trials=3, parallel=3, gpus_per_trial=0.5, batch=-1
+        dataset="shapes/data.yaml",
+        confirm_top_k=0,
+        diagnostics=False,
+        n_trials=3,
+        parallel=3,
+        gpus_per_trial=0.5,
+        batch=-1,
     )
     study_id = controller.create_study(request).id
     trials = sorted(_finished_trials(controller, study_id), key=lambda t: t.started)
@@ -72,7 +78,7 @@ def test_half_gpu_trials_share_one_gpu_and_a_third_waits(controller: StudyContro
 
 def test_zero_gpus_forces_cpu_even_where_the_cluster_has_gpus(controller: StudyController) -> None:
     study_id = controller.create_study(
-        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=1, gpus_per_trial=0)
+        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=1, gpus_per_trial=0)
     ).id
     (trial,) = _finished_trials(controller, study_id)
     assert trial.gpu_ids == []
@@ -81,7 +87,7 @@ def test_zero_gpus_forces_cpu_even_where_the_cluster_has_gpus(controller: StudyC
 
 def test_default_is_one_gpu_per_trial_when_the_cluster_has_gpus(controller: StudyController) -> None:
     study_id = controller.create_study(
-        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=2, parallel=2, batch=0.7)
+        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=2, parallel=2, batch=0.7)
     ).id
     trials = _finished_trials(controller, study_id)
     spans = sorted((t.started, t.ended) for t in trials)
@@ -93,7 +99,7 @@ def test_default_is_one_gpu_per_trial_when_the_cluster_has_gpus(controller: Stud
 
 def test_more_gpus_than_the_cluster_has_fails_the_study_with_a_reason(controller: StudyController) -> None:
     study_id = controller.create_study(
-        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=1, gpus_per_trial=2)
+        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=1, gpus_per_trial=2)
     ).id
     _finished_trials(controller, study_id)
     study = controller.get_study(study_id)

@@ -28,7 +28,8 @@ def test_median_pruner_stops_trials_that_trail(sqlite_server: httpx.Client) -> N
     # lr0 alone, sampled at random from YOLOv5's range: some draws (lr0 ~ 1e-4) cannot learn in six
     # epochs while the seed trial (lr0 0.01) does; the median pruner must stop those early.
     request = {"dataset": "shapes/data.yaml", "epochs": EPOCHS, "imgsz": 64, "n_trials": 5, "parallel": 2,
-               "confirm_top_k": 0, "sampler": "random", "seed": 0, "evolve": ["lr0"], "pruner": "median"}  # fmt: skip
+               "confirm_top_k": 0, "diagnostics": False, "sampler": "random", "seed": 0, "evolve": ["lr0"],
+               "pruner": "median"}  # fmt: skip
     created = sqlite_server.post("/studies", json=request)
     assert created.status_code == 201, created.text
     study = run_to_end(sqlite_server, created.json()["id"])

@@ -106,6 +106,7 @@ def test_trials_run_on_both_nodes_of_the_cluster(server: httpx.Client) -> None:
         "n_trials": 4,
         "parallel": 2,
         "confirm_top_k": 0,
+        "diagnostics": False,
     }
     created = server.post("/studies", json=request)
     assert created.status_code == 201, created.text
@@ -120,7 +121,7 @@ def test_trials_run_on_both_nodes_of_the_cluster(server: httpx.Client) -> None:
 
 def test_a_head_that_goes_down_and_comes_back_is_joined_again(server: httpx.Client, cluster: Cluster) -> None:
     request = {"dataset": "shapes/data.yaml", "epochs": 4, "imgsz": 64, "n_trials": 3, "parallel": 2}
-    study_id = server.post("/studies", json={**request, "confirm_top_k": 0}).json()["id"]
+    study_id = server.post("/studies", json={**request, "confirm_top_k": 0, "diagnostics": False}).json()["id"]
     wait_for_training(server, study_id)
     # SIGKILL every process of the head node (its GCS, raylet and workers). Without its head the
     # second node cannot stay in the cluster: stop it as well, and start both again on the same

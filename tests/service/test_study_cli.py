@@ -62,7 +62,15 @@ def test_the_status_line_says_what_a_study_waits_for() -> None:
 @pytest.mark.slow
 def test_start_watch_and_download_through_the_cli(sqlite_server: httpx.Client, tmp_path: Path) -> None:
     url = str(sqlite_server.base_url)
-    fields = ["epochs=1", "imgsz=64", "n_trials=2", "parallel=2", "confirm_top_k=0", "name=cli-study"]
+    fields = [
+        "epochs=1",
+        "imgsz=64",
+        "n_trials=2",
+        "parallel=2",
+        "confirm_top_k=0",
+        "diagnostics=false",
+        "name=cli-study",
+    ]
     run = cli(url, "start", "shapes/data.yaml", *fields, "--watch")
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
@@ -104,7 +112,9 @@ def test_start_watch_and_download_through_the_cli(sqlite_server: httpx.Client, t
 @pytest.mark.slow
 def test_a_stopped_study_watches_to_a_nonzero_exit(sqlite_server: httpx.Client) -> None:
     url = str(sqlite_server.base_url)
-    started = cli(url, "start", "shapes/data.yaml", "epochs=30", "imgsz=64", "n_trials=3", "confirm_top_k=0")
+    started = cli(
+        url, "start", "shapes/data.yaml", "epochs=30", "imgsz=64", "n_trials=3", "confirm_top_k=0", "diagnostics=false"
+    )
     study_id = int(started.stdout.split()[1])
     stopped = cli(url, "stop", str(study_id))
     assert stopped.returncode == 0

@@ -36,7 +36,9 @@ def test_a_start_ends_running_trials_of_studies_no_runner_owns(
     copy_dataset(shapes_root, data_root)
     settings = make_settings(tmp_path / "home", data_root)
     controller = StudyController(settings, NoRay(settings))
-    study = controller.create_study(StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=2))
+    study = controller.create_study(
+        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=2)
+    )
     study = _ended(controller, study.id)
     assert study.state == "failed"
     assert study.error == "RuntimeError: no Ray in this test"

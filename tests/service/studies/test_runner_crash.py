@@ -40,7 +40,7 @@ def _ended(controller: StudyController, study_id: int, timeout: float = 90) -> S
 
 
 def test_a_crashed_runner_ends_its_trials_and_the_failed_study_resumes(controller: StudyController) -> None:
-    request = StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, n_trials=4, parallel=2)
+    request = StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=4, parallel=2)
     folder = Path(controller.settings.ARTIFACTS_DIR) / "1"
     folder.mkdir(parents=True)
     # Study 1's trial 1 comes back as None while trial 0 still holds (the stand-in holds HOLD_S).
