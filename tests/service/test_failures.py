@@ -114,13 +114,16 @@ def test_a_killed_raylet_is_restarted_and_the_study_completes(server: httpx.Clie
 
 
 def test_trainings_that_raise_fail_their_trials_then_the_study(server: httpx.Client, small_shapes_root: Path) -> None:
-    # Folders that exist but hold no images: the request passes, every training raises.
+    # A usable training split (the request passes: its report finds boxes) and a validation folder
+    # that exists but holds no images: every training raises when it loads it.
     empty = small_shapes_root / "empty"
-    for split in ("train", "val"):
-        (empty / "images" / split).mkdir(parents=True, exist_ok=True)
-    (empty / "data.yaml").write_text(yaml.safe_dump({"train": "images/train", "val": "images/val", "names": ["a"]}))
+    (empty / "images" / "val").mkdir(parents=True, exist_ok=True)
+    spec = {"train": "../shapes/images/train", "val": "images/val", "names": ["circle", "square", "triangle"]}
+    (empty / "data.yaml").write_text(yaml.safe_dump(spec))
     request = {**STUDY, "dataset": "empty/data.yaml", "epochs": 1, "n_trials": 5, "max_failed_trials": 2}
-    study_id = server.post("/studies", json=request).json()["id"]
+    created = server.post("/studies", json=request)
+    assert created.status_code == 201, created.text
+    study_id = created.json()["id"]
 
     study = run_to_end(server, study_id)
     assert study["state"] == "failed"
@@ -128,8 +131,8 @@ def test_trainings_that_raise_fail_their_trials_then_the_study(server: httpx.Cli
     # Two failures end it; a training error is not retried, and no third trial started.
     assert [t["state"] for t in trials] == ["fail", "fail"]
     for trial in trials:
-        assert trial["error"].startswith("FileNotFoundError: train: Error loading data from "), trial["error"]
-        assert "empty/images/train" in trial["error"]
+        assert trial["error"].startswith("FileNotFoundError: val: Error loading data from "), trial["error"]
+        assert "empty/images/val" in trial["error"]
     assert study["error"].startswith("2 trials failed (max_failed_trials 2); last, trial 1: ")
     shutil.rmtree(empty)
 
