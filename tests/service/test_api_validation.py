@@ -34,6 +34,11 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("batch", 1.5),
     ("batch", 2000),
     ("batch", True),
+    ("batch", -1000000),
+    ("batch", "16"),
+    ("diagnostics", "maybe"),
+    ("diagnostics", [True]),
+    ("model", "yolov5n.pth"),
     ("seed", -1),
     ("sampler", "grid"),
     ("seed_hyp", "scratch-huge"),
@@ -205,6 +210,9 @@ NON_FINITE: list[tuple[str, str]] = [
     ('"fitness_weights": [NaN, 0, 0, 1]', "fitness_weights.0"),
     ('"fitness_weights": [1e308, 1e308, 1e308, 1e308]', "fitness_weights.0"),
     ('"gpus_per_trial": Infinity', "gpus_per_trial"),
+    ('"batch": NaN', "batch"),
+    ('"batch": -Infinity', "batch"),
+    ('"batch": 1e308', "batch"),
 ]
 
 
