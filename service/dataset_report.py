@@ -264,7 +264,7 @@ def dataset_report(
 ) -> DatasetReportOut:
     """The report of a checked data.yaml (service.datasets.check_dataset's output)."""
     seal_ultralytics()  # an unreadable image makes ultralytics try to pip-install a HEIF decoder
-    names = {int(k): str(v) for k, v in data["names"].items()}
+    names = _names(data)
     splits = [_split(data, split, imgsz, data_root, cache_dir)[0] for split in _SPLITS if data.get(split)]
     train = splits[0]
     usable = sum(train.instances_per_class.values()) > 0
@@ -278,10 +278,15 @@ def dataset_report(
     )
 
 
+def _names(data: dict[str, Any]) -> dict[int, str]:
+    """A checked data.yaml's class names by id."""
+    return {int(k): str(v) for k, v in data["names"].items()}
+
+
 def _split(
     data: dict[str, Any], split: str, imgsz: int, data_root: Path, cache_dir: Path | None
 ) -> tuple[SplitReportOut, np.ndarray]:
-    names = {int(k): str(v) for k, v in data["names"].items()}
+    names = _names(data)
     entry = data[split]
     images = sorted({f for e in (entry if isinstance(entry, list) else [entry]) for f in image_files(e)})
     return split_report(split, images, names, imgsz, data_root.resolve(), cache_dir)
@@ -294,7 +299,7 @@ def labels_png(data: dict[str, Any], data_root: Path, cache_dir: Path | None) ->
     from ultralytics.utils.plotting import plot_labels
 
     _, boxes = _split(data, "train", 640, data_root, cache_dir)
-    names = {int(k): str(v) for k, v in data["names"].items()}
+    names = _names(data)
     if not len(boxes):
         raise NotReady("the training split has no box to plot")
     with PYPLOT_LOCK, tempfile.TemporaryDirectory() as folder:
