@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
+
+# The service's literals (tests/hypevolve_client checks them against its OpenAPI schema).
+Stage = Literal["screening", "confirmation", "diagnostics"]
+StudyStateName = Literal["queued", "running", "completed", "stopped", "failed"]
+TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
+Verdict = Literal["improved", "inconclusive", "defaults"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,19 @@ class Best:
 
 
 @dataclass(frozen=True)
+class VsBaseline:
+    """A candidate's mean paired gain over the seed hyps, with its 95% interval (None under 2 seeds)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VsBaseline:
+        return cls(data["mean"], data.get("low"), data.get("high"))
+
+
+@dataclass(frozen=True)
 class ConfirmedEntry:
     """One entry the confirmation stage trained again (trial 0: the seed hyps)."""
 
@@ -27,29 +46,25 @@ class ConfirmedEntry:
     screening_fitness: float | None
     fitness_by_seed: dict[int, float]
     mean: float | None
-    vs_baseline_mean: float | None = None
-    vs_baseline_low: float | None = None
-    vs_baseline_high: float | None = None
+    vs_baseline: VsBaseline | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConfirmedEntry:
-        vs = data.get("vs_baseline") or {}
+        vs = data.get("vs_baseline")
         return cls(
             trial=data["trial"],
             params=data["params"],
             screening_fitness=data.get("screening_fitness"),
             fitness_by_seed={int(k): v for k, v in data["fitness_by_seed"].items()},
             mean=data.get("mean"),
-            vs_baseline_mean=vs.get("mean"),
-            vs_baseline_low=vs.get("low"),
-            vs_baseline_high=vs.get("high"),
+            vs_baseline=VsBaseline.from_json(vs) if vs else None,
         )
 
 
 @dataclass(frozen=True)
 class Confirmation:
     finished: bool
-    verdict: str | None  # improved | inconclusive | defaults, once finished
+    verdict: Verdict | None  # once finished
     winner: int | None
     baseline: ConfirmedEntry
     candidates: list[ConfirmedEntry]
@@ -81,8 +96,8 @@ class Confirmation:
 class Study:
     id: int
     name: str
-    state: str  # queued | running | completed | stopped | failed
-    stage: str | None  # screening | confirmation while queued or running
+    state: StudyStateName
+    stage: Stage | None  # while queued or running
     counts: dict[str, int]
     best: Best | None
     confirmation: Confirmation | None
@@ -117,8 +132,8 @@ class Study:
 @dataclass(frozen=True)
 class Trial:
     number: int
-    state: str  # running | waiting | complete | pruned | fail
-    stage: str  # screening | confirmation
+    state: TrialStateName
+    stage: Stage
     seed: int | None
     confirms: int | None
     params: dict[str, float]
@@ -132,7 +147,7 @@ class Trial:
         return cls(
             number=data["number"],
             state=data["state"],
-            stage=data.get("stage", "screening"),
+            stage=cast(Stage, data.get("stage", "screening")),
             seed=data.get("seed"),
             confirms=data.get("confirms"),
             params=dict(data["params"]),

@@ -14,6 +14,7 @@ from hyps import HYP_KEYS, SEED_HYPS, YOLOV5_FITNESS_WEIGHTS, load_ultralytics_s
 from service.samplers import SAMPLER_NAMES
 from service.settings import check_gpu_amount
 from workers.pruning import PRUNER_NAMES
+from workers.trial_tags import Stage
 
 
 class StudyState(StrEnum):
@@ -223,6 +224,10 @@ class StudyRequest(BaseModel):
 
 
 class BestOut(BaseModel):
+    """A study's best screening trial (service.studies.store.BestTrial)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     fitness: float
     trial: int
     params: dict[str, float]
@@ -230,12 +235,18 @@ class BestOut(BaseModel):
 
 
 class VsBaseline(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     mean: float = Field(description="Mean paired difference in fitness to the baseline, seed by seed.")
     low: float | None = Field(description="95% t-interval on the paired differences; null under 2 seeds.")
     high: float | None
 
 
 class ConfirmedOut(BaseModel):
+    """One entry confirmation trained again (service.studies.confirmation.ConfirmedEntry)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     trial: int = Field(description="The screening trial whose hyps were trained again (0: the seed hyps).")
     params: dict[str, float]
     screening_fitness: float | None
@@ -245,7 +256,10 @@ class ConfirmedOut(BaseModel):
 
 
 class ConfirmationOut(BaseModel):
-    """The confirmation stage: the baseline and the candidates trained again on the same fresh seeds."""
+    """The confirmation stage: the baseline and the candidates trained again on the same fresh seeds
+    (service.studies.confirmation.ConfirmationResult)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     finished: bool
     verdict: Literal["improved", "inconclusive", "defaults"] | None = Field(
@@ -321,7 +335,7 @@ class StudyOut(BaseModel):
     id: int
     name: str
     state: StudyState
-    request: dict[str, Any]
+    request: StudyRequest
     counts: dict[str, int] = Field(description="Trials by state: running, waiting, complete, pruned, fail.")
     best: BestOut | None
     error: str | None
@@ -330,8 +344,10 @@ class StudyOut(BaseModel):
     finished_at: datetime | None
     elapsed_s: float | None
     eta_s: float | None
-    stage: Literal["screening", "confirmation"] | None = Field(
-        None, description="What the study is doing while queued or running; null once it has ended."
+    stage: Stage | None = Field(
+        None,
+        description="What the study is doing while queued or running (diagnostics: screening's best trains once "
+        "more with ultralytics' plots on); null once it has ended.",
     )
     confirmation: ConfirmationOut | None = Field(
         None, description="Once screening has ended (and confirm_top_k > 0): the confirmation stage and its verdict."
@@ -368,7 +384,7 @@ class TrialOut(BaseModel):
     train_args: dict[str, Any] | None = Field(
         None, description="The hyp arguments the ultralytics trainer really used, read back from it."
     )
-    stage: Literal["screening", "confirmation", "diagnostics"] = "screening"
+    stage: Stage = "screening"
     confirms: int | None = Field(
         None, description="On a confirmation or diagnostics training: the trial whose hyps it trains."
     )

@@ -89,7 +89,11 @@ def status_line(study: Study, clock: bool = True) -> str:
 
 
 def trial_line(trial: Trial) -> str:
-    what = f"confirms trial {trial.confirms}" if trial.stage == "confirmation" else "screening"
+    what = {
+        "screening": "screening",
+        "confirmation": f"confirms trial {trial.confirms}",
+        "diagnostics": f"plots of trial {trial.confirms}",
+    }[trial.stage]
     result = _fitness(trial.fitness) if trial.state == "complete" else trial.state
     tail = f"  {trial.error}" if trial.error else ""
     return f"trial {trial.number:>3}  {what:<17} seed {trial.seed}  {len(trial.epochs):>3} epochs  {result}{tail}"
@@ -103,10 +107,11 @@ def verdict_lines(study: Study) -> list[str]:
     base = c.baseline
     lines.append(f"  seed hyps (trial 0)  mean {_fitness(base.mean)}")
     for entry in c.candidates:
-        interval = ""
-        if entry.vs_baseline_low is not None and entry.vs_baseline_high is not None:
-            interval = f" [{entry.vs_baseline_low:+.4f}, {entry.vs_baseline_high:+.4f}]"
-        gain = f"{entry.vs_baseline_mean:+.4f}" if entry.vs_baseline_mean is not None else "-"
+        interval, gain, vs = "", "-", entry.vs_baseline
+        if vs is not None:
+            gain = f"{vs.mean:+.4f}"
+            if vs.low is not None and vs.high is not None:
+                interval = f" [{vs.low:+.4f}, {vs.high:+.4f}]"
         lines.append(
             f"  trial {entry.trial:<13} mean {_fitness(entry.mean)}  screening {_fitness(entry.screening_fitness)}"
             f"  vs seed hyps {gain}{interval}"

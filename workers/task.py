@@ -15,11 +15,11 @@ from typing import Any
 import optuna
 import ray
 
-from workers import trial_attrs
 from workers.db_retry import first_line, is_transient_db_error, retry_db
 from workers.pruning import build_pruner
 from workers.storage import open_optuna_storage
 from workers.training import Placement, TrialResult, TrialSpec, train_trial
+from workers.trial_tags import worker_attrs, write_tags
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def run_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult:
     trial_id = report_to.trial_id
     where = placement_here()
     # Where the trial runs, recorded before training: an operator (or a test) can find the process.
-    retry_db(lambda: storage.set_trial_user_attr(trial_id, trial_attrs.WORKER, asdict(where)), "worker placement")
+    retry_db(lambda: write_tags(storage, trial_id, worker_attrs(asdict(where))), "worker placement")
     pruner = build_pruner(report_to.pruner, spec.epochs)
     study = retry_db(
         lambda: optuna.load_study(study_name=report_to.study_name, storage=storage, pruner=pruner), "load study"

@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 
 from hyps import METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, YOLOV5_FITNESS_WEIGHTS, fitness, hyp_train_args
-from workers import trial_attrs
 from workers.label_cache import with_label_cache
 from workers.offline import seal_ultralytics
+from workers.trial_tags import result_attrs
 
 EpochCallback = Callable[[int, float, dict[str, float]], None]
 
@@ -78,19 +78,17 @@ class TrialResult:
     def user_attrs(self) -> dict[str, Any]:
         """What the controller records on the Optuna trial for this result."""
         where = self.placement
-        attrs: dict[str, Any] = {
-            trial_attrs.METRICS: self.metrics,
-            trial_attrs.DURATION_S: self.duration_s,
-            trial_attrs.DEVICE: self.device,
-            trial_attrs.NODE: where.host if where else None,
-            trial_attrs.NODE_ID: where.node_id if where else None,
-            trial_attrs.BATCH: self.batch,
-            trial_attrs.BATCH_NOTE: self.batch_note,
-        }
-        if not self.pruned:
-            attrs[trial_attrs.TRAIN_ARGS] = self.train_args
-            attrs[trial_attrs.STARTUP] = self.startup
-        return attrs
+        return result_attrs(
+            metrics=self.metrics,
+            duration_s=self.duration_s,
+            device=self.device,
+            node=where.host if where else None,
+            node_id=where.node_id if where else None,
+            batch=self.batch,
+            batch_note=self.batch_note,
+            train_args=None if self.pruned else self.train_args,
+            startup=None if self.pruned else self.startup,
+        )
 
 
 def train_args_for(spec: TrialSpec, device: str) -> dict[str, Any]:

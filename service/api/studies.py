@@ -140,7 +140,7 @@ async def import_results(
     """Add earlier results as completed trials: the request body is a YOLOv5 evolve.csv or an
     ultralytics tune_results (.csv or .ndjson). A malformed file gets 422 and adds nothing."""
     body = await request.body()
-    return ImportOut(**controller.import_results(study_id, body, format))
+    return controller.import_results(study_id, body, format)
 
 
 @router.post("/{study_id}/resume", response_model=StudyOut)

@@ -26,7 +26,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from hyps import KeyRange
-from workers.trial_attrs import STAGE
+from workers.trial_tags import TrialTags
 
 MUTATION_PROB = 0.8
 SIGMA = 0.2
@@ -105,9 +105,9 @@ class YOLOv5EvolutionSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # One generation per trial: all keys are mutated together here, then handed out per key.
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        # Confirmation trainings (a stage attribute) repeat earlier params at other seeds and lengths:
-        # not part of the history evolution selects parents from.
-        usable = [t for t in completed if set(self._ranges) <= set(t.params) and STAGE not in t.user_attrs]
+        # Confirmation and diagnostics trainings repeat earlier params at other seeds and lengths: not
+        # part of the history evolution selects parents from.
+        usable = [t for t in completed if set(self._ranges) <= set(t.params) and TrialTags.of(t).is_screening]
         with self._lock:
             if usable:
                 fitnesses = [float(t.value) for t in usable]  # type: ignore[arg-type]

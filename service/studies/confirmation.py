@@ -26,17 +26,14 @@ from typing import Any, Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from scipy.stats import spearmanr
 from scipy.stats import t as student_t
 
 from service.schemas import StudyRequest
-from service.studies.optuna_internals import enqueued_params
+from service.studies.optuna_internals import full_params
 from service.studies.plan import StudyPlan
-from workers.trial_attrs import CONFIRMS, STAGE, TRAIN_SEED
+from workers.trial_tags import CONFIRMATION, DIAGNOSTICS, TrialTags, planned_attrs
 
-CONFIRMATION = "confirmation"
-SCREENING = "screening"
-# With confirmation off: one more training of screening's best, with ultralytics' plots on.
-DIAGNOSTICS = "diagnostics"
 BASELINE_TRIAL = 0  # trial 0 is the seed hyps, enqueued when the study is created
 CONFIDENCE = 0.95
 # The Optuna study user attribute that records the confirmation plan once screening has ended, so
@@ -46,22 +43,13 @@ PLAN_ATTR = "hypevolve_confirmation"
 Verdict = Literal["improved", "inconclusive", "defaults"]
 
 
-def stage_of(trial: FrozenTrial | optuna.Trial) -> str:
-    return str(trial.user_attrs.get(STAGE, SCREENING))
-
-
-def is_screening(trial: FrozenTrial | optuna.Trial) -> bool:
-    return stage_of(trial) == SCREENING
-
-
-def draws_plots(trial: FrozenTrial | optuna.Trial, screening_seed: int) -> bool:
+def draws_plots(tags: TrialTags, screening_seed: int) -> bool:
     """Whether a training keeps ultralytics' diagnostic plots: every confirmation entry's training on
     the first confirmation seed (the winner's and the baseline's are the ones shown), and the
     diagnostics training. Screening trials train without them, for speed."""
-    stage = stage_of(trial)
-    if stage == DIAGNOSTICS:
+    if tags.stage == DIAGNOSTICS:
         return True
-    return stage == CONFIRMATION and int(trial.user_attrs.get(TRAIN_SEED, -1)) == plotting_seed(screening_seed)
+    return tags.stage == CONFIRMATION and tags.train_seed == plotting_seed(screening_seed)
 
 
 def plotting_seed(screening_seed: int) -> int:
@@ -73,11 +61,10 @@ def start_diagnostics(study: optuna.Study, best: int, seed: int) -> None:
     """Enqueue, once, the diagnostics training of trial ``best`` (screening's best, the one exported):
     its params, the study's ``seed`` and epochs, plots on."""
     trials = study.get_trials(deepcopy=False)
-    if any(stage_of(t) == DIAGNOSTICS for t in trials):
+    if any(TrialTags.of(t).stage == DIAGNOSTICS for t in trials):
         return
     trial = next(t for t in trials if t.number == best)
-    params = {**enqueued_params(trial), **trial.params}
-    study.enqueue_trial(params, user_attrs={STAGE: DIAGNOSTICS, CONFIRMS: best, TRAIN_SEED: seed})
+    study.enqueue_trial(full_params(trial), user_attrs=planned_attrs(DIAGNOSTICS, best, seed))
 
 
 def confirmation_seeds(screening_seed: int, count: int) -> list[int]:
@@ -138,7 +125,9 @@ def plan_confirmation(
     def key(params: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(sorted(full(params).items()))
 
-    completed = [t for t in trials if t.state == TrialState.COMPLETE and is_screening(t) and t.value is not None]
+    completed = [
+        t for t in trials if t.state == TrialState.COMPLETE and TrialTags.of(t).is_screening and t.value is not None
+    ]
     ranked = sorted(completed, key=lambda t: (-float(t.value), t.number))  # type: ignore[arg-type]
     seen = {key(start)}
     candidates: dict[int, dict[str, Any]] = {}
@@ -174,12 +163,10 @@ def start_confirmation(study: optuna.Study, plan: StudyPlan, request: StudyReque
         if not confirmation.candidates:
             return None
         study.set_user_attr(PLAN_ATTR, confirmation.to_json())
-    existing = {
-        (int(t.user_attrs[CONFIRMS]), int(t.user_attrs[TRAIN_SEED])) for t in trials if stage_of(t) == CONFIRMATION
-    }
+    existing = {(tags.confirms, tags.train_seed) for tags in map(TrialTags.of, trials) if tags.stage == CONFIRMATION}
     for number, seed, params in confirmation.trainings():
         if (number, seed) not in existing:
-            attrs = {STAGE: CONFIRMATION, CONFIRMS: number, TRAIN_SEED: seed}
+            attrs = planned_attrs(CONFIRMATION, number, seed, confirmation.epochs)
             study.enqueue_trial(params, user_attrs=attrs)
     return confirmation
 
@@ -231,29 +218,9 @@ def paired_interval(differences: Sequence[float], confidence: float = CONFIDENCE
 
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     """Spearman's rank correlation (average ranks for ties); None under 3 pairs or with a constant side."""
-    if len(xs) != len(ys) or len(xs) < 3:
+    if len(xs) != len(ys) or len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
-
-    def ranks(values: Sequence[float]) -> list[float]:
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        out = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                out[order[k]] = (i + j) / 2 + 1
-            i = j + 1
-        return out
-
-    rx, ry = ranks(xs), ranks(ys)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    if sxx == 0 or syy == 0:
-        return None
-    return sxy / math.sqrt(sxx * syy)
+    return float(spearmanr(xs, ys).statistic)
 
 
 def decide(baseline: ConfirmedEntry, candidates: Sequence[ConfirmedEntry]) -> tuple[Verdict, int | None]:
@@ -280,11 +247,12 @@ def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial]) -
     unfinished = False
     present: set[tuple[int, int]] = set()
     for trial in trials:
-        if stage_of(trial) != CONFIRMATION:
+        tags = TrialTags.of(trial)
+        if tags.stage != CONFIRMATION or tags.confirms is None or tags.train_seed is None:
             continue
         if trial.state in (TrialState.WAITING, TrialState.RUNNING):
             unfinished = True
-        number, seed = int(trial.user_attrs[CONFIRMS]), int(trial.user_attrs[TRAIN_SEED])
+        number, seed = tags.confirms, tags.train_seed
         present.add((number, seed))
         if trial.state == TrialState.COMPLETE and trial.value is not None and number in fitness:
             fitness[number].setdefault(seed, float(trial.value))

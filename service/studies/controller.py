@@ -24,6 +24,7 @@ from service.schemas import (
     ArtifactOut,
     DatasetOut,
     DatasetReportOut,
+    ImportOut,
     StudyOut,
     StudyRequest,
     StudyState,
@@ -32,26 +33,22 @@ from service.schemas import (
 from service.settings import Settings
 from service.studies.confirmation import (
     BASELINE_TRIAL,
-    CONFIRMATION,
-    DIAGNOSTICS,
     ConfirmationPlan,
     ConfirmationResult,
     confirmation_result,
-    is_screening,
     plotting_seed,
-    stage_of,
 )
 from service.studies.confirmation import PLAN_ATTR as CONFIRMATION_PLAN
 from service.studies.export import Answer, args_yaml, confirmed_answer, hyp_yaml, screening_answer
 from service.studies.plan import build_plan
 from service.studies.plots import evolve_png
-from service.studies.progress import study_out, trial_batch, trial_out
+from service.studies.progress import study_out, trial_out
 from service.studies.result_files import parse_results
 from service.studies.runner import RunnerContext, StudyRunner
 from service.studies.store import BestTrial, StudyRecord, StudyStore
 from service.studies.trials import TrialBook
 from workers.storage import open_optuna_storage
-from workers.trial_attrs import CONFIRMS, IMPORT_BATCH, IMPORT_LINE, IMPORTED, METRICS, SEED_HYP, TRAIN_SEED
+from workers.trial_tags import CONFIRMATION, DIAGNOSTICS, TrialTags, import_attrs, seed_trial_attrs
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +62,12 @@ ARTIFACT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".csv": "text/csv"}
 
 def _batches(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, ...]:
     """The batch sizes ``trials`` completed with (what AutoBatch chose for them)."""
-    found = (trial_batch(t) for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    found = (TrialTags.of(t).batch for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
     return tuple(b for b in found if b is not None)
+
+
+def _planned(tags: TrialTags) -> tuple[str, int | None, int | None]:
+    return tags.stage, tags.confirms, tags.train_seed
 
 
 class StudyController:
@@ -112,7 +113,7 @@ class StudyController:
             self.store.delete(study_id)
             raise Conflict(f"an Optuna study named {name!r} already exists in this database") from None
         # Trial 0 is the seed file itself: the baseline every other trial is judged against.
-        study.enqueue_trial(plan.start_params(), user_attrs={SEED_HYP: plan.seed_name})
+        study.enqueue_trial(plan.start_params(), user_attrs=seed_trial_attrs(plan.seed_name))
         study.set_user_attr("hypevolve_study_id", study_id)
         study.set_user_attr(DATASET_REPORT, report.model_dump(mode="json"))
         with warnings.catch_warnings():  # experimental since Optuna 3.2 and still so: a known, stable call
@@ -209,23 +210,21 @@ class StudyController:
         trials = self._trials(record)
         result = self._confirmation(record, trials)
         drawn: dict[str, optuna.trial.FrozenTrial | None]
+        completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         if result is not None:
             if not result.finished or result.winner is None:
                 raise NotReady("the winner's plots come once confirmation has finished")
             seed = plotting_seed(record.request.seed)
 
             def drawing(entry: int) -> optuna.trial.FrozenTrial | None:
-                return next(
-                    (t for t in trials if stage_of(t) == CONFIRMATION and t.state == optuna.trial.TrialState.COMPLETE
-                     and t.user_attrs.get(CONFIRMS) == entry and t.user_attrs.get(TRAIN_SEED) == seed),
-                    None,
-                )  # fmt: skip
+                wanted = (CONFIRMATION, entry, seed)
+                return next((t for t in completed if _planned(TrialTags.of(t)) == wanted), None)
 
             drawn = {"winner": drawing(result.winner)}
             if result.winner != BASELINE_TRIAL:  # the seed hyps lost: theirs too, to compare
                 drawn["baseline"] = drawing(BASELINE_TRIAL)
         else:
-            done = [t for t in trials if stage_of(t) == DIAGNOSTICS and t.state == optuna.trial.TrialState.COMPLETE]
+            done = [t for t in completed if TrialTags.of(t).stage == DIAGNOSTICS]
             if not done:
                 raise NotReady(f"study {record.id} has no diagnostics training yet: it runs after screening")
             drawn = {"winner": done[-1]}
@@ -278,10 +277,14 @@ class StudyController:
         best = self.store.best(study_id)
         if best is None:
             raise NotReady(f"study {study_id} has no completed trial yet")
-        completed = [t for t in self._trials(record) if t.state == optuna.trial.TrialState.COMPLETE and is_screening(t)]
-        return evolve_png(completed, record.plan.evolve, best.trial_number)
+        completed = [
+            t
+            for t in self._trials(record)
+            if t.state == optuna.trial.TrialState.COMPLETE and TrialTags.of(t).is_screening
+        ]
+        return evolve_png(completed, record.plan.evolve, best.trial)
 
-    def import_results(self, study_id: int, body: bytes, fmt: str | None) -> dict[str, Any]:
+    def import_results(self, study_id: int, body: bytes, fmt: str | None) -> ImportOut:
         """Add a user's earlier results (YOLOv5 evolve.csv, ultralytics tune results) as completed
         trials, fitness recomputed with the study's weights where the file has the metrics. All rows
         or none: a bad row refuses the file."""
@@ -300,7 +303,7 @@ class StudyController:
                 value = result.fitness
             else:
                 raise InvalidRequest("file", where, "has neither metrics nor a fitness")
-            attrs = {IMPORTED: fmt, IMPORT_BATCH: batch, IMPORT_LINE: result.line, METRICS: result.metrics}
+            attrs = import_attrs(fmt, batch, result.line, result.metrics)
             trials.append(
                 optuna.trial.create_trial(
                     params=params,
@@ -311,12 +314,11 @@ class StudyController:
             )
         study = optuna.load_study(study_name=record.optuna_name, storage=self.storage)
         study.add_trials(trials)
-        added = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(IMPORT_BATCH) == batch]
+        added = [t for t in study.get_trials(deepcopy=False) if TrialTags.of(t).import_batch == batch]
         top = max(added, key=lambda t: t.value or 0.0)
-        self.store.record_if_best(
-            study_id, top.number, top.params, float(top.value or 0.0), top.user_attrs[METRICS] or {}
-        )
-        return {"imported": len(added), "format": fmt, "trials": [t.number for t in added]}
+        metrics = TrialTags.of(top).metrics or {}
+        self.store.record_if_best(study_id, top.number, top.params, float(top.value or 0.0), metrics)
+        return ImportOut(imported=len(added), format=fmt, trials=[t.number for t in added])
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -328,7 +330,7 @@ class StudyController:
         result = self._confirmation(record, trials) if source == "confirmation" else None
         if result is not None and result.finished and result.winner is not None:
             winner = result.winner
-            behind = [t for t in trials if stage_of(t) == CONFIRMATION and t.user_attrs.get(CONFIRMS) == winner]
+            behind = [t for t in trials if (tags := TrialTags.of(t)).stage == CONFIRMATION and tags.confirms == winner]
             return record, confirmed_answer(record, result, _batches(behind))
         best = self.store.best(study_id)
         if best is None:
@@ -339,7 +341,7 @@ class StudyController:
                 note = "nothing to confirm: no completed trial differs from the seed hyps"
             else:
                 note = "unconfirmed: screening's top trial, one training at one seed; confirmation has not finished"
-        behind = [t for t in trials if t.number == best.trial_number]
+        behind = [t for t in trials if t.number == best.trial]
         return record, screening_answer(record, best, note, _batches(behind))
 
     def _study_attrs(self, record: StudyRecord) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def screening_answer(
     weights = ", ".join(f"{w:g}" for w in record.plan.fitness_weights)
     lines = [
         f"hypevolve study '{record.name}' (id {record.id}, {record.state}): its best trial",
-        f"trial {best.trial_number}, fitness {best.fitness:.6g} (weights [P, R, mAP50, mAP50-95] = [{weights}])",
+        f"trial {best.trial}, fitness {best.fitness:.6g} (weights [P, R, mAP50, mAP50-95] = [{weights}])",
         f"metrics: {metrics}",
     ]
     if note:

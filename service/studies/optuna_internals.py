@@ -35,3 +35,10 @@ def enqueued_params(trial: FrozenTrial) -> dict[str, Any]:
     """
     params = trial.system_attrs.get("fixed_params")
     return dict(params) if isinstance(params, dict) else {}
+
+
+def full_params(trial: FrozenTrial) -> dict[str, Any]:
+    """Every param ``trial`` trains (or trained) with: those it was enqueued with, completed by those
+    written so far. A trial still waiting, or one a kill interrupted between ask()'s writes, has
+    them all; a trial the sampler proposed has its own."""
+    return {**enqueued_params(trial), **trial.params}

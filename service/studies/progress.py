@@ -10,21 +10,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hyps import HYP_ARGS, load_ultralytics_space
 from service.db import utcnow
-from service.schemas import (
-    BestOut,
-    ConfirmationOut,
-    ConfirmedOut,
-    DatasetReportOut,
-    StudyOut,
-    StudyState,
-    TrialOut,
-    VsBaseline,
-)
-from service.studies.confirmation import CONFIRMATION, ConfirmationResult, ConfirmedEntry, is_screening, stage_of
-from service.studies.optuna_internals import enqueued_params
+from service.schemas import BestOut, ConfirmationOut, DatasetReportOut, StudyOut, StudyState, TrialOut
+from service.studies.confirmation import ConfirmationResult
+from service.studies.optuna_internals import full_params
 from service.studies.store import BestTrial, StudyRecord
 from service.studies.trials import counts_toward_budget
-from workers import trial_attrs as attrs
+from workers.trial_tags import CONFIRMATION, DIAGNOSTICS, SCREENING, Stage, TrialTags
 
 _STATE_NAMES = {
     TrialState.RUNNING: "running",
@@ -43,50 +34,41 @@ def as_utc(moment: datetime | None) -> datetime | None:
 
 
 def _duration_s(trial: FrozenTrial) -> float | None:
-    recorded = trial.user_attrs.get(attrs.DURATION_S)
+    recorded = TrialTags.of(trial).duration_s
     if recorded is not None:
-        return float(recorded)
+        return recorded
     if trial.datetime_start and trial.datetime_complete:
         return (trial.datetime_complete - trial.datetime_start).total_seconds()
     return None
 
 
 def trial_out(trial: FrozenTrial, screening_seed: int) -> TrialOut:
-    # An enqueued trial runs with the params it was enqueued with; ask() writes them one by one, so a
-    # trial still waiting, or one a kill interrupted between those writes, shows the whole set.
-    params = {**enqueued_params(trial), **trial.params}
+    tags = TrialTags.of(trial)
     # Where it runs is written before training starts (a running trial has it too); where it ran, at the end.
-    placement = trial.user_attrs.get(attrs.WORKER) or {}
+    placement = tags.worker or {}
     return TrialOut(
         number=trial.number,
         state=_STATE_NAMES[trial.state],
-        params=params,
+        # An enqueued trial shows its whole enqueued set, also while waiting or when a kill cut ask().
+        params=full_params(trial),
         fitness=trial.value if trial.state == TrialState.COMPLETE else None,
-        metrics=trial.user_attrs.get(attrs.METRICS),
+        metrics=tags.metrics,
         epochs=[trial.intermediate_values[step] for step in sorted(trial.intermediate_values)],
         duration_s=_duration_s(trial),
-        error=trial.user_attrs.get(attrs.ERROR),
-        node=trial.user_attrs.get(attrs.NODE, placement.get("host")),
-        node_id=trial.user_attrs.get(attrs.NODE_ID, placement.get("node_id")),
-        device=trial.user_attrs.get(attrs.DEVICE),
+        error=tags.error,
+        node=tags.node or placement.get("host"),
+        node_id=tags.node_id or placement.get("node_id"),
+        device=tags.device,
         pid=placement.get("pid"),
-        retry_of=trial.user_attrs.get(attrs.RETRY_OF),
-        startup=trial.user_attrs.get(attrs.STARTUP),
-        train_args=_hyp_args(trial.user_attrs.get(attrs.TRAIN_ARGS)),
-        batch=trial_batch(trial),
-        batch_note=trial.user_attrs.get(attrs.BATCH_NOTE),
-        stage=stage_of(trial),
-        confirms=trial.user_attrs.get(attrs.CONFIRMS),
-        seed=trial.user_attrs.get(attrs.TRAIN_SEED, screening_seed),
+        retry_of=tags.retry_of,
+        startup=tags.startup,
+        train_args=_hyp_args(tags.train_args),
+        batch=tags.batch,
+        batch_note=tags.batch_note,
+        stage=tags.stage,
+        confirms=tags.confirms,
+        seed=screening_seed if tags.train_seed is None else tags.train_seed,
     )
-
-
-def trial_batch(trial: FrozenTrial) -> int | None:
-    """The batch size trial ``trial`` trained with (older trials recorded it in their train_args)."""
-    batch = trial.user_attrs.get(attrs.BATCH)
-    if batch is None:
-        batch = (trial.user_attrs.get(attrs.TRAIN_ARGS) or {}).get("batch")
-    return int(batch) if batch is not None else None
 
 
 def _hyp_args(train_args: dict[str, object] | None) -> dict[str, object] | None:
@@ -106,8 +88,11 @@ def _eta_s(record: StudyRecord, trials: Sequence[FrozenTrial], confirmation: Con
         return 0.0 if record.state == StudyState.COMPLETED else None
     request = record.request
     done = [t for t in trials if t.state == TrialState.COMPLETE]
-    screening_s = _mean([d for t in done if is_screening(t) and (d := _duration_s(t)) is not None])
-    confirming_s = _mean([d for t in done if not is_screening(t) and (d := _duration_s(t)) is not None])
+    screening = [TrialTags.of(t).is_screening for t in done]
+    screening_s = _mean([d for t, s in zip(done, screening, strict=True) if s and (d := _duration_s(t)) is not None])
+    confirming_s = _mean(
+        [d for t, s in zip(done, screening, strict=True) if not s and (d := _duration_s(t)) is not None]
+    )
     if screening_s is None and confirming_s is None:
         return None
     finished = sum(counts_toward_budget(t) and t.state.is_finished() for t in trials)
@@ -125,32 +110,16 @@ def _eta_s(record: StudyRecord, trials: Sequence[FrozenTrial], confirmation: Con
     return (screening_left * (screening_s or 0.0) + confirming_left * confirming_s) / parallel
 
 
-def _confirmed_out(entry: ConfirmedEntry) -> ConfirmedOut:
-    vs = entry.vs_baseline
-    return ConfirmedOut(
-        trial=entry.trial,
-        params=entry.params,
-        screening_fitness=entry.screening_fitness,
-        fitness_by_seed=entry.fitness_by_seed,
-        mean=entry.mean,
-        vs_baseline=VsBaseline(mean=vs.mean, low=vs.low, high=vs.high) if vs is not None else None,
-    )
-
-
-def confirmation_out(result: ConfirmationResult) -> ConfirmationOut:
-    return ConfirmationOut(
-        finished=result.finished,
-        verdict=result.verdict,
-        winner=result.winner,
-        baseline=_confirmed_out(result.baseline),
-        candidates=[_confirmed_out(c) for c in result.candidates],
-        noise_floor=result.noise_floor,
-        rank_correlation=result.rank_correlation,
-        epochs=result.epochs,
-        seeds=result.seeds,
-        trainings_done=result.trainings_done,
-        trainings_total=result.trainings_total,
-    )
+def _stage(record: StudyRecord, trials: Sequence[FrozenTrial], confirmation: ConfirmationResult | None) -> Stage | None:
+    """What an unfinished study is doing: screening, confirming, or training screening's best with
+    plots on (diagnostics, after a screening with nothing to confirm)."""
+    if not record.state.unfinished:
+        return None
+    if confirmation is not None:
+        return CONFIRMATION
+    if any(TrialTags.of(t).stage == DIAGNOSTICS for t in trials):
+        return DIAGNOSTICS
+    return SCREENING
 
 
 def study_out(
@@ -166,26 +135,21 @@ def study_out(
     elapsed = ((finished or utcnow()) - started).total_seconds() if started else None
     created = as_utc(record.created_at)
     assert created is not None
-    stage = None
-    if record.state.unfinished:
-        stage = CONFIRMATION if confirmation is not None else "screening"
     return StudyOut(
         id=record.id,
         name=record.name,
         state=record.state,
-        request=record.request.model_dump(),
+        request=record.request,
         counts={name: counts.get(name, 0) for name in _STATE_NAMES.values()},
-        best=BestOut(fitness=best.fitness, trial=best.trial_number, params=best.params, metrics=best.metrics)
-        if best
-        else None,
+        best=BestOut.model_validate(best) if best else None,
         error=record.error,
         created_at=created,
         started_at=started,
         finished_at=finished,
         elapsed_s=elapsed,
         eta_s=_eta_s(record, trials, confirmation),
-        stage=stage,
-        confirmation=confirmation_out(confirmation) if confirmation is not None else None,
+        stage=_stage(record, trials, confirmation),
+        confirmation=ConfirmationOut.model_validate(confirmation) if confirmation is not None else None,
         waiting=waiting if record.state.unfinished else None,
         dataset_report=dataset_report,
     )

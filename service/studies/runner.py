@@ -21,21 +21,14 @@ from service.ray_runtime import DriverError, RayLink, RayLost
 from service.samplers import build_sampler
 from service.schemas import StudyRequest, StudyState
 from service.settings import Settings
-from service.studies.confirmation import (
-    CONFIRMATION,
-    draws_plots,
-    is_screening,
-    stage_of,
-    start_confirmation,
-    start_diagnostics,
-)
+from service.studies.confirmation import draws_plots, start_confirmation, start_diagnostics
 from service.studies.store import StudyRecord, StudyStore
 from service.studies.trials import TrialBook, counted_failures
 from workers.db_retry import Backoff, is_transient_db_error, retry_db
 from workers.storage import open_optuna_storage
 from workers.task import ReportTo
 from workers.training import TrialResult, TrialSpec
-from workers.trial_attrs import ERROR, TRAIN_SEED
+from workers.trial_tags import CONFIRMATION, TrialTags
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +129,8 @@ class StudyRunner(threading.Thread):
         failure = self._drain(study, book, space, gpus, screening=True)
 
         def screened_trials() -> list[optuna.trial.FrozenTrial]:
-            return [t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]) if is_screening(t)]
+            completed = study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+            return [t for t in completed if TrialTags.of(t).is_screening]
 
         screened = self._retry(screened_trials, "screening's results")
         confirming = self._stop_reason is None and failure is None and screened and request.confirm_top_k > 0
@@ -151,7 +145,7 @@ class StudyRunner(threading.Thread):
         )
         best = self._retry(lambda: self._context.store.best(self.study_id), "best") if diagnosing else None
         if best is not None:
-            self._retry(lambda: start_diagnostics(study, best.trial_number, request.seed), "diagnostics")
+            self._retry(lambda: start_diagnostics(study, best.trial, request.seed), "diagnostics")
             failure = self._drain(study, book, space, gpus, screening=False)
 
         if failure is not None:
@@ -206,7 +200,8 @@ class StudyRunner(threading.Thread):
                     next_reap = time.monotonic() + 2 * settings.HEARTBEAT_INTERVAL_S
                 while len(inflight) < request.parallel and more():
                     trial = self._ask(study, space)
-                    used += is_screening(trial)
+                    screening_trial = TrialTags.of(trial).is_screening
+                    used += screening_trial
                     # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
                     report_to = ReportTo(
                         settings.DATABASE_URL,
@@ -214,7 +209,7 @@ class StudyRunner(threading.Thread):
                         book.trial_id(trial.number),
                         settings.HEARTBEAT_INTERVAL_S,
                         # Confirmation trainings are never pruned: each is one paired measurement.
-                        request.pruner if is_screening(trial) else "none",
+                        request.pruner if screening_trial else "none",
                     )
                     ref = self._dispatch(trial, report_to, gpus)
                     inflight[ref] = trial
@@ -305,22 +300,29 @@ class StudyRunner(threading.Thread):
         training at the seed it was enqueued with, for confirmation's epochs. On ``gpus`` < 1 (a part
         of a GPU), AutoBatch is asked for that part of the GPU's memory, not for the whole of it."""
         settings, request, plan = self._context.settings, self._record.request, self._record.plan
-        screening = is_screening(trial)
+        tags = TrialTags.of(trial)
+        if tags.is_screening or tags.train_seed is None:
+            seed, epochs = request.seed, request.epochs
+        else:
+            # A training planned by a later stage: its own seed, and the length it was planned with
+            # (older confirmation trainings recorded none: the study's confirmation length).
+            seed = tags.train_seed
+            epochs = tags.epochs or (request.confirmation_epochs() if tags.stage == CONFIRMATION else request.epochs)
         return TrialSpec(
             trial_number=trial.number,
             data=self._record.dataset,
             model=model_path(settings.WEIGHTS_DIR, request.model),
-            epochs=request.confirmation_epochs() if stage_of(trial) == CONFIRMATION else request.epochs,
+            epochs=epochs,
             imgsz=request.imgsz,
             batch=auto_batch_share(request.batch, gpus) if request.auto_batch() else request.batch,
-            seed=request.seed if screening else int(trial.user_attrs[TRAIN_SEED]),
+            seed=seed,
             hyp=plan.hyp_for(trial.params),
             ultralytics_args=plan.ultralytics_args_for(trial.params),
             fitness_weights=plan.fitness_weights,
             output_dir=str(Path(settings.ARTIFACTS_DIR) / str(self.study_id) / str(trial.number)),
             dataloader_workers=settings.CPUS_PER_TRIAL - 1,
             label_cache_dir=str(Path(settings.ARTIFACTS_DIR) / "label-cache"),
-            plots=request.diagnostics and draws_plots(trial, request.seed),
+            plots=request.diagnostics and draws_plots(tags, request.seed),
         )
 
     def _gpus_per_trial(self, request: StudyRequest, resources: dict[str, float]) -> float:
@@ -378,7 +380,7 @@ class StudyRunner(threading.Thread):
         # complete() is False when the trial had ended already: also when this is a second try after the
         # database dropped the first one's answer, so ask whether it is COMPLETE now.
         told = book.complete(number, result.fitness, result.user_attrs()) or book.is_complete(number)
-        if told and is_screening(trial):
+        if told and TrialTags.of(trial).is_screening:
             # The best-trial row is screening's (what ?source=screening exports); confirmation
             # trainings are judged together, in the verdict.
             self._context.store.record_if_best(self.study_id, number, trial.params, result.fitness, result.metrics)
@@ -411,7 +413,7 @@ class StudyRunner(threading.Thread):
         last = max(failed, key=lambda t: t.number)
         return (
             f"{len(failed)} trials failed (max_failed_trials {limit}); "
-            f"last, trial {last.number}: {last.user_attrs.get(ERROR)}"
+            f"last, trial {last.number}: {TrialTags.of(last).error}"
         )
 
     def _cancel(self, book: TrialBook, inflight: dict[str, optuna.Trial]) -> None:

@@ -65,7 +65,7 @@ class StudyRecord:
 class BestTrial:
     """The study's best trial so far: what the exports are made of."""
 
-    trial_number: int
+    trial: int
     fitness: float
     params: dict[str, Any]
     metrics: dict[str, float]

@@ -16,39 +16,21 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from service.studies.optuna_internals import enqueued_params, stale_trial_ids
-from workers.trial_attrs import (
-    ATTEMPT,
-    CONFIRMS,
-    ERROR,
-    IMPORTED,
-    INTERRUPTED,
-    REQUEUED,
-    RETRY_OF,
-    STAGE,
-    TRAIN_SEED,
-)
+from service.studies.optuna_internals import full_params, stale_trial_ids
+from workers.trial_tags import TrialTags, failure_attrs, requeued_attrs, retry_attrs, write_tags
 
 logger = logging.getLogger(__name__)
-
-_ERROR_LIMIT = 4000
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
     """True for trials that used one of the study's ``n_trials``: screening trials asked, not requeued,
     not imported (confirmation trainings have a budget of their own)."""
-    attrs = trial.user_attrs
-    return (
-        trial.state != TrialState.WAITING
-        and not attrs.get(REQUEUED, False)
-        and IMPORTED not in attrs
-        and STAGE not in attrs
-    )
+    return trial.state != TrialState.WAITING and TrialTags.of(trial).counts_toward_budget
 
 
 def counted_failures(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Failures that stand: FAIL and not requeued (what max_failed_trials counts)."""
-    return [t for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get(REQUEUED, False)]
+    return [t for t in trials if t.state == TrialState.FAIL and not TrialTags.of(t).requeued]
 
 
 class TrialBook:
@@ -83,11 +65,9 @@ class TrialBook:
         if trial.state.is_finished():
             logger.warning("trial %d of %s already %s; ignoring %r", number, name, trial.state.name, error)
             return False
-        attempt = int(trial.user_attrs.get(ATTEMPT, 0))
+        attempt = TrialTags.of(trial).attempt
         requeue = interrupted or attempt < max_retries
-        storage.set_trial_user_attr(tid, ERROR, error[:_ERROR_LIMIT])
-        storage.set_trial_user_attr(tid, INTERRUPTED, interrupted)
-        storage.set_trial_user_attr(tid, REQUEUED, requeue)
+        write_tags(storage, tid, failure_attrs(error, interrupted=interrupted, requeued=requeue))
         try:
             storage.set_trial_state_values(tid, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -109,11 +89,11 @@ class TrialBook:
         once its cause is fixed: the failures stop counting, and their places in the budget come back."""
         requeued = []
         for trial in counted_failures(self.study.get_trials(deepcopy=False, states=[TrialState.FAIL])):
-            if IMPORTED in trial.user_attrs:
+            tags = TrialTags.of(trial)
+            if tags.imported:
                 continue
-            tid = self.trial_id(trial.number)
-            self.storage.set_trial_user_attr(tid, REQUEUED, True)
-            self._enqueue_retry(trial, int(trial.user_attrs.get(ATTEMPT, 0)))
+            write_tags(self.storage, self.trial_id(trial.number), requeued_attrs())
+            self._enqueue_retry(trial, tags.attempt)
             requeued.append(trial.number)
         return requeued
 
@@ -122,25 +102,21 @@ class TrialBook:
         failure and its retry are written in two transactions: a database lost between them (or a
         service killed) leaves the failure marked requeued with nothing queued. Idempotent."""
         trials = self.study.get_trials(deepcopy=False)
-        retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+        retried = {TrialTags.of(t).retry_of for t in trials}
         missing = [
-            t
-            for t in trials
-            if t.state == TrialState.FAIL and t.user_attrs.get(REQUEUED, False) and t.number not in retried
+            t for t in trials if t.state == TrialState.FAIL and TrialTags.of(t).requeued and t.number not in retried
         ]
         for trial in missing:
-            attempt = int(trial.user_attrs.get(ATTEMPT, 0))
-            self._enqueue_retry(trial, attempt if trial.user_attrs.get(INTERRUPTED, False) else attempt + 1)
+            tags = TrialTags.of(trial)
+            self._enqueue_retry(trial, tags.attempt if tags.interrupted else tags.attempt + 1)
         if missing:
             logger.warning("%s: requeued failures %s had no retry queued; queued them", self.study.study_name, missing)
         return [t.number for t in missing]
 
     def _enqueue_retry(self, trial: FrozenTrial, attempt: int) -> None:
-        # A confirmation training's retry is the same training: same stage, entry and seed.
-        same = {k: trial.user_attrs[k] for k in (STAGE, CONFIRMS, TRAIN_SEED) if k in trial.user_attrs}
-        # The params it was enqueued with complete those a kill mid-ask() left unwritten.
-        params = {**enqueued_params(trial), **trial.params}
-        self.study.enqueue_trial(params, user_attrs={RETRY_OF: trial.number, ATTEMPT: attempt, **same})
+        # A retry is the same training: its params (those it was enqueued with complete those a kill
+        # mid-ask() left unwritten), and a confirmation training's stage, entry, seed and length.
+        self.study.enqueue_trial(full_params(trial), user_attrs=retry_attrs(trial, attempt))
 
     def complete(self, number: int, value: float, attrs: dict[str, Any]) -> bool:
         """Tell Optuna trial ``number`` completed with ``value``; False, and logged, if it had already ended."""
@@ -161,8 +137,7 @@ class TrialBook:
         if storage.get_trial(tid).state.is_finished():
             logger.warning("trial %d of %s already ended; ignoring its result", number, name)
             return False
-        for key, attr in attrs.items():
-            storage.set_trial_user_attr(tid, key, attr)
+        write_tags(storage, tid, attrs)
         try:
             self.study.tell(number, value, state=state)
         except (ValueError, RuntimeError) as exc:  # another process ended it between the check and the tell

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from hypevolve_client import Client, ClientError, ServiceUnreachable
-from hypevolve_client.models import Study
-from service.study_cli import parse_fields, status_line
+from hypevolve_client.models import Study, Trial
+from service.study_cli import parse_fields, status_line, trial_line
 from tests.conftest import LiveServer, make_settings
 from tests.helpers import free_port
 
@@ -168,3 +168,17 @@ def test_help_reads_as_plain_text() -> None:
         run = subprocess.run([HYPEVOLVE, *args, "--help"], capture_output=True, text=True, timeout=60, check=True)
         assert "``" not in run.stdout
         assert run.stdout.startswith("usage: hypevolve")
+
+
+def test_each_trial_line_names_its_stage() -> None:
+    def line(stage: str, confirms: int | None) -> str:
+        data = {"number": 7, "state": "complete", "stage": stage, "seed": 1, "confirms": confirms, "params": {},
+                "fitness": 0.5, "epochs": [0.5], "duration_s": 1.0, "error": None}  # fmt: skip
+        return trial_line(Trial.from_json(data))
+
+    assert "screening" in line("screening", None)
+    assert "confirms trial 3" in line("confirmation", 3)
+    # A diagnostics training is not a screening trial: it is screening's best trained again with plots.
+    diagnostics = line("diagnostics", 3)
+    assert "screening" not in diagnostics
+    assert "plots of trial 3" in diagnostics

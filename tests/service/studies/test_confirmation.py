@@ -11,7 +11,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from service.schemas import StudyRequest
 from service.studies.confirmation import (
-    CONFIRMATION,
     ConfirmationPlan,
     ConfirmedEntry,
     Interval,
@@ -26,7 +25,7 @@ from service.studies.confirmation import (
 )
 from service.studies.plan import build_plan
 from workers.storage import open_optuna_storage
-from workers.trial_attrs import CONFIRMS, IMPORTED, STAGE, TRAIN_SEED
+from workers.trial_tags import CONFIRMATION, TrialTags, import_attrs, planned_attrs
 
 PLAN = build_plan("scratch-low", evolve=["lr0", "mosaic"])
 DISTRIBUTIONS = PLAN.distributions()
@@ -94,8 +93,8 @@ def test_candidates_are_the_top_distinct_trials_other_than_the_baseline() -> Non
         _trial(4, 0.20, {"lr0": 0.03, "mosaic": 0.5}),
         _trial(5, 0.90, {"lr0": 0.04, "mosaic": 0.2}, TrialState.FAIL),
         # An imported result with only lr0: mosaic takes the seed's value, as its export would.
-        _trial(6, 0.40, {"lr0": 0.05}, **{IMPORTED: "evolve-csv"}),
-        _trial(7, 0.99, {"lr0": 0.06, "mosaic": 0.5}, **{STAGE: CONFIRMATION, CONFIRMS: 1, TRAIN_SEED: 1}),
+        _trial(6, 0.40, {"lr0": 0.05}, **import_attrs("evolve-csv", "upload", 2, None)),
+        _trial(7, 0.99, {"lr0": 0.06, "mosaic": 0.5}, **planned_attrs(CONFIRMATION, 1, 1)),
     ]
     plan = plan_confirmation(PLAN, trials, top_k=2, seeds=[1, 2], epochs=6)
     assert plan.baseline == start
@@ -111,7 +110,7 @@ def test_confirmation_seeds_differ_from_the_screening_seed() -> None:
 
 
 def _confirming(number: int, confirms: int, seed: int, value: float | None, state: TrialState) -> FrozenTrial:
-    return _trial(number, value, {"lr0": 0.01}, state, **{STAGE: CONFIRMATION, CONFIRMS: confirms, TRAIN_SEED: seed})
+    return _trial(number, value, {"lr0": 0.01}, state, **planned_attrs(CONFIRMATION, confirms, seed))
 
 
 def test_result_pairs_the_seeds_and_decides_once_every_training_has_ended() -> None:
@@ -170,7 +169,7 @@ def test_confirmation_is_planned_once_and_a_restart_enqueues_only_what_is_missin
     assert plan is not None
     assert (plan.seeds, plan.epochs, list(plan.candidates)) == ([1, 2], 6, [1])
     waiting = study.get_trials(states=[TrialState.WAITING])
-    assert sorted((t.user_attrs[CONFIRMS], t.user_attrs[TRAIN_SEED]) for t in waiting) == [
+    assert sorted((TrialTags.of(t).confirms, TrialTags.of(t).train_seed) for t in waiting) == [
         (0, 1),
         (0, 2),
         (1, 1),

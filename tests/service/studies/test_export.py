@@ -30,7 +30,7 @@ def _rows(seed_hyp: str, params: dict[str, float], **plan: object) -> tuple[Stud
         finished_at=None,
     )
     metrics = {"precision": 0.5, "recall": 0.4, "mAP50": 0.3, "mAP50-95": 0.2}
-    return record, BestTrial(trial_number=4, fitness=0.21, params=params, metrics=metrics)
+    return record, BestTrial(trial=4, fitness=0.21, params=params, metrics=metrics)
 
 
 def test_export_has_all_28_keys_in_yolov5_order_with_best_values_and_seed_for_the_rest() -> None:

@@ -73,7 +73,7 @@ def test_the_best_trial_is_kept_and_ties_keep_the_first(store: StudyStore) -> No
     assert store.record_if_best(study_id, 3, {"lr0": 0.03}, 0.5, {"mAP50": 0.6})
     best = store.best(study_id)
     assert best is not None
-    assert (best.trial_number, best.fitness, best.params) == (3, 0.5, {"lr0": 0.03})
+    assert (best.trial, best.fitness, best.params) == (3, 0.5, {"lr0": 0.03})
     assert store.bests() == {study_id: best}
 
 
