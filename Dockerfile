@@ -23,12 +23,19 @@ RUN python3 -m venv /opt/hypevolve \
     && /opt/hypevolve/bin/pip install --no-cache-dir ${PIP_OPTIONS} ${TORCH}
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# The dependencies next, from pyproject.toml alone (empty packages, a stand-in README): a change of
+# our code or README rebuilds only the small layer after this one.
+COPY pyproject.toml ./
+RUN mkdir hyps workers service hypevolve_client && touch README.md \
+    && /opt/hypevolve/bin/pip install --no-cache-dir ${PIP_OPTIONS} . \
+    && /opt/hypevolve/bin/pip uninstall -y -q hypevolve \
+    && rm -rf hyps workers service hypevolve_client README.md build ./*.egg-info
+COPY README.md ./
 COPY hyps ./hyps
 COPY workers ./workers
 COPY service ./service
 COPY hypevolve_client ./hypevolve_client
-RUN /opt/hypevolve/bin/pip install --no-cache-dir ${PIP_OPTIONS} .
+RUN /opt/hypevolve/bin/pip install --no-cache-dir --no-deps ${PIP_OPTIONS} .
 
 ENV PATH=/opt/hypevolve/bin:$PATH \
     YOLO_OFFLINE=1 \

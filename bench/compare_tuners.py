@@ -45,8 +45,8 @@ import ray  # noqa: E402
 import ultralytics  # noqa: E402
 
 from hyps import METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, fitness  # noqa: E402
-from service.ray_runtime import RayLink  # noqa: E402
-from service.sample_data import write_sample_dataset  # noqa: E402
+from service.cluster.runtime import RayLink  # noqa: E402
+from service.data.sample import write_sample_dataset  # noqa: E402
 from service.schemas import StudyRequest  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.studies.controller import StudyController  # noqa: E402

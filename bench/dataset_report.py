@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 T = TypeVar("T")
 
-from service.dataset_report import dataset_report, labels_png  # noqa: E402
-from service.datasets import check_dataset  # noqa: E402
-from service.sample_data import write_sample_dataset  # noqa: E402
+from service.data.datasets import check_dataset  # noqa: E402
+from service.data.report import dataset_report, labels_png  # noqa: E402
+from service.data.sample import write_sample_dataset  # noqa: E402
 from service.schemas import DatasetReportOut  # noqa: E402
 from workers.offline import seal_ultralytics  # noqa: E402
 
@@ -58,7 +58,7 @@ def measure(images: int, size: int) -> list[str]:
         label = next((root / "shapes" / "labels" / "train").iterdir())
         label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
         changed, _ = _timed("one label changed", report)
-        plot, _ = _timed("labels.png", lambda: labels_png(data, root, cache))
+        plot, _ = _timed("labels.png", lambda: labels_png(root, "shapes/data.yaml", cache))
     train = first.splits[0]
     boxes = sum(train.instances_per_class.values())
     return [

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from service.sample_data import write_sample_dataset  # noqa: E402
+from service.data.sample import write_sample_dataset  # noqa: E402
 from workers.label_cache import with_label_cache  # noqa: E402
 from workers.offline import seal_ultralytics  # noqa: E402
 

@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.sample_data import write_sample_dataset  # noqa: E402
+from service.data.sample import write_sample_dataset  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from service.sample_data import write_dataset
+from service.data.sample import write_dataset
 
 CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "ring", "diamond", "hbar", "vbar")
 _WEIGHTS = np.array([1 / (i + 1) for i in range(len(CLASS_NAMES))])

@@ -39,7 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.sample_data import write_sample_dataset  # noqa: E402
+from service.data.sample import write_sample_dataset  # noqa: E402
 
 HEARTBEAT = {"HYPEVOLVE_HEARTBEAT_INTERVAL_S": "2", "HYPEVOLVE_HEARTBEAT_GRACE_S": "20"}
 

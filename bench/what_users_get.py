@@ -58,9 +58,9 @@ import yaml  # noqa: E402
 
 from bench.small_objects import write_small_objects_dataset  # noqa: E402
 from hyps import hyp_train_args, load_seed_hyp, ultralytics_only, untranslate_args  # noqa: E402
-from service.datasets import check_dataset  # noqa: E402
-from service.ray_runtime import RayLink  # noqa: E402
-from service.sample_data import write_sample_dataset  # noqa: E402
+from service.cluster.runtime import RayLink  # noqa: E402
+from service.data.datasets import check_dataset  # noqa: E402
+from service.data.sample import write_sample_dataset  # noqa: E402
 from service.schemas import StudyRequest  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.studies.confirmation import paired_interval  # noqa: E402

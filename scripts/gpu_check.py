@@ -18,8 +18,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import torch
 
-from service.ray_runtime import RayLink
-from service.sample_data import write_sample_dataset
+from service.cluster.runtime import RayLink
+from service.data.sample import write_sample_dataset
 from service.schemas import StudyRequest
 from service.settings import Settings
 from service.studies.controller import StudyController

@@ -7,8 +7,8 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 
+from hypevolve_client.cli import add_study_commands, run_study_command
 from service.settings import Settings
-from service.study_cli import add_study_commands, run_study_command
 
 DEFAULT_HOST = "127.0.0.1"
 logger = logging.getLogger("hypevolve")
@@ -44,7 +44,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _sample_data(args: argparse.Namespace, settings: Settings) -> None:
-    from service.sample_data import write_sample_dataset
+    from service.data.sample import write_sample_dataset
 
     root = settings.DATA_ROOT / "shapes"
     if (root / "data.yaml").is_file() and not args.force:

@@ -48,7 +48,7 @@ _STATE_CHANGES: dict[StudyState, frozenset[StudyState]] = {
 TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
 
 # A YOLOv5 architecture (ultralytics builds the anchor-free "YOLOv5u" offline from its own yaml) or
-# the bare name of a weights file in the operator's weights folder (service.models checks it there).
+# the bare name of a weights file in the operator's weights folder (service.data.weights checks it there).
 _MODEL_PATTERN = re.compile(r"^(yolov5[nsmlx]6?\.yaml|[A-Za-z0-9][A-Za-z0-9._-]{0,124}\.pt)$")
 # Every number a request carries is finite: NaN or an infinity in a hyp, a bound or a weight would
 # make every fitness NaN. Weights are capped so that no fitness can overflow to infinity.

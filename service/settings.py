@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         self.WEIGHTS_DIR = self.WEIGHTS_DIR.expanduser().resolve()
         return self
 
+    @property
+    def dataset_reports_dir(self) -> Path:
+        """Where data set reports are cached: <HOME>/dataset-reports."""
+        return self.HOME / "dataset-reports"
+
     def prepare_dirs(self) -> None:
         """Create the folders the embedded defaults write to."""
         self.HOME.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from service.api.app import create_app
-from service.sample_data import write_sample_dataset
+from service.data.sample import write_sample_dataset
 from service.settings import Settings
 from tests.helpers import free_port, start_server, stop_server
 

@@ -18,8 +18,8 @@ import optuna
 from sqlalchemy import create_engine, func, select
 
 from hyps import HYP_KEYS, load_seed_hyp
-from service.db import StudyRow
 from service.settings import Settings
+from service.studies.tables import StudyRow
 
 FINISHED = ("completed", "stopped", "failed")
 

@@ -8,7 +8,10 @@ retried on the other.
 
 Needs root, dockerd, docker-compose and debootstrap (.ci/run installs them): skipped with the
 reason where they are missing, failed in CI. Everything it starts (the daemon, its containers,
-networks, volumes and images, in a data root of its own) it stops and removes.
+networks and volumes) it stops and removes. Its images and the wheelhouse they are built from are
+kept in a data root of its own (CACHE), so that the next run on the same machine rebuilds only
+what changed: torch's layer (most of the time) and the dependencies' are made once. A fresh
+machine builds them all; removing CACHE does the same here.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import pytest
 import yaml
 from ultralytics import YOLO
 
-from service.sample_data import write_sample_dataset
+from service.data.sample import write_sample_dataset
 from tests.helpers import run_to_end, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -47,6 +50,10 @@ BASE_IMAGES = ("hypevolve-local/python:3.11", "hypevolve-local/postgres:15")
 # Debian's CLI (docker.io) before any other: it matches the daemon .ci/run installs.
 DOCKER = shutil.which("docker", path="/usr/bin") or shutil.which("docker") or "docker"
 TOOLS = ("dockerd", "docker-compose", "debootstrap")
+CACHE = Path("/var/cache/hypevolve-compose-test")
+# The wheelhouse's URL is part of a build argument, and so of Docker's cache key: a fixed port keeps
+# the cached layers usable from one run to the next (another port only costs a rebuild).
+WHEELHOUSE_PORT = 47865
 
 
 def _require_docker() -> None:
@@ -67,7 +74,8 @@ def _run(command: list[str], env: dict[str, str], timeout: float, what: str) -> 
 
 @pytest.fixture(scope="module")
 def docker_env() -> Iterator[dict[str, str]]:
-    """A dockerd on its own socket, data root and exec root (short paths: socket names are limited)."""
+    """A dockerd on its own socket and exec root (short paths: socket names are limited), its data
+    root kept in CACHE."""
     _require_docker()
     folder = Path(tempfile.mkdtemp(prefix="hv-docker-", dir="/tmp"))
     socket = folder / "docker.sock"
@@ -75,7 +83,7 @@ def docker_env() -> Iterator[dict[str, str]]:
     command = [
         "dockerd",
         f"--host=unix://{socket}",
-        f"--data-root={folder / 'data'}",
+        f"--data-root={CACHE / 'docker'}",
         f"--exec-root={folder / 'exec'}",
         f"--pidfile={folder / 'dockerd.pid'}",
     ]
@@ -90,6 +98,8 @@ def docker_env() -> Iterator[dict[str, str]]:
 
         wait_for(up, 60, "dockerd")
         yield env
+        # Images this run replaced (an older build of ours): untagged now, never used again.
+        subprocess.run([DOCKER, "image", "prune", "-f"], env=env, capture_output=True, timeout=300)
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -113,9 +123,13 @@ def _unmount_under(folder: Path) -> None:
 
 @contextlib.contextmanager
 def _serving(folder: Path) -> Iterator[str]:
-    """``folder`` over HTTP on loopback (a wheelhouse pip reads with --find-links)."""
+    """``folder`` over HTTP on loopback (a wheelhouse pip reads with --find-links), on
+    WHEELHOUSE_PORT where it is free."""
     handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", WHEELHOUSE_PORT), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -131,20 +145,24 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def image(docker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+def image(docker_env: dict[str, str]) -> str:
     """The base images, then the Dockerfile built on them from a wheelhouse of this machine's
-    packages (the Dockerfile's own torch build), installed with --no-index over loopback."""
+    packages (the Dockerfile's own torch build), installed with --no-index over loopback. Both the
+    wheelhouse and the layers are kept in CACHE: pip downloads only what is not there yet, Docker
+    rebuilds only the layers whose inputs changed."""
     started = time.monotonic()
     _run(["bash", str(ROOT / "scripts" / "local_images.sh")], docker_env, 900, "scripts/local_images.sh")
     torch = re.search(r'^ARG TORCH="([^"]+)"', (ROOT / "Dockerfile").read_text(), re.MULTILINE)
     assert torch is not None, "the Dockerfile's TORCH argument"
-    wheels = tmp_path_factory.mktemp("wheels")
+    wheels = CACHE / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    for old in wheels.glob("hypevolve-*"):  # our own package: built anew from this tree
+        old.unlink()
     download = [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), *torch.group(1).split()]
     _run([*download, "setuptools>=77", "wheel", str(ROOT)], docker_env, 900, "pip download")
     with _serving(wheels) as url:
         build = [DOCKER, "build", "-q", "--network=host", "-t", IMAGE, f"--build-arg=BASE_IMAGE={BASE_IMAGES[0]}"]
         _run([*build, f"--build-arg=PIP_OPTIONS=--no-index --find-links {url}", str(ROOT)], docker_env, 1800, "build")
-    shutil.rmtree(wheels)
     print(f"images built in {time.monotonic() - started:.0f}s")
     return IMAGE
 

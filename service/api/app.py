@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api.datasets import router as datasets_router
+from service.api.deps import Controller
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimitMiddleware
 from service.api.models import router as models_router
 from service.api.security import APIKeyMiddleware
-from service.api.studies import Controller, router
-from service.ray_runtime import RayLink
+from service.api.studies import router
+from service.cluster.runtime import RayLink
 from service.schemas import HealthOut
 from service.settings import Settings
 from service.studies.controller import StudyController
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         controller = StudyController(settings, RayLink(settings))
         app.state.controller = controller
+        app.state.settings = settings
         controller.resume_unfinished()
         try:
             yield

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.studies import Controller
-from service.models import models
+from service.api.deps import SettingsDep
+from service.data.weights import models
 from service.schemas import ModelsOut
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.get("", response_model=ModelsOut)
-def list_models(controller: Controller) -> ModelsOut:
+def list_models(settings: SettingsDep) -> ModelsOut:
     """The YOLOv5 architectures (trained from scratch) and the pretrained weights in the operator's
     weights folder (fine-tuned from). Weights are never uploaded: an operator copies them there."""
-    return models(controller.settings.WEIGHTS_DIR)
+    return models(settings.WEIGHTS_DIR)

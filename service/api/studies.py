@@ -4,33 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from service.schemas import ArtifactOut, ErrorOut, ImportOut, StudyOut, StudyRequest, TrialOut
-from service.studies.controller import ARTIFACT_TYPES, StudyController
+from service.api.deps import ERRORS, Controller, StudyId
+from service.schemas import ArtifactOut, ImportOut, StudyOut, StudyRequest, TrialOut
+from service.studies.controller import ARTIFACT_TYPES
 
 ARTIFACT_MEDIA = sorted(set(ARTIFACT_TYPES.values()))
 
 
-def get_controller(request: Request) -> StudyController:
-    controller: StudyController = request.app.state.controller
-    return controller
-
-
-Controller = Annotated[StudyController, Depends(get_controller)]
-# Ids are SQL integers: anything larger is refused here rather than overflowing the database driver.
-StudyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut, "description": description}
-    for code, description in [
-        (404, "No such study, or nothing to give yet."),
-        (409, "Clashes with the study's state or a taken name."),
-        (413, "Request body too large."),
-        (422, "A field has a value the service will not act on."),
-        (503, "The database is unreachable for the moment (a restart): try again."),
-    ]
-}
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERRORS)
 
 

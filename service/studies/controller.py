@@ -14,15 +14,14 @@ from typing import Any, Literal
 import optuna
 
 from hyps import fitness
-from service.dataset_report import STUDY_ATTR as DATASET_REPORT
-from service.dataset_report import dataset_report, find_datasets, labels_png
-from service.datasets import check_dataset
+from service.cluster.runtime import RayLink
+from service.data.datasets import check_dataset
+from service.data.report import STUDY_ATTR as DATASET_REPORT
+from service.data.report import dataset_report
+from service.data.weights import model_source
 from service.errors import Conflict, InvalidRequest, NotReady
-from service.models import model_source
-from service.ray_runtime import RayLink
 from service.schemas import (
     ArtifactOut,
-    DatasetOut,
     DatasetReportOut,
     ImportOut,
     StudyOut,
@@ -76,7 +75,6 @@ class StudyController:
     def __init__(self, settings: Settings, ray: RayLink, trial_task: str = "workers.task:run_trial") -> None:
         settings.prepare_dirs()
         self.settings = settings
-        self._report_cache = settings.HOME / "dataset-reports"
         self.store = StudyStore(settings.DATABASE_URL)
         self.storage = open_optuna_storage(
             settings.DATABASE_URL, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_GRACE_S
@@ -92,7 +90,9 @@ class StudyController:
         """Validate ``request`` against the data root, create the study with its seed trial, start it."""
         dataset = check_dataset(self.settings.DATA_ROOT, request.dataset)
         model_source(self.settings.WEIGHTS_DIR, request.model)
-        report = dataset_report(request.dataset, dataset, self.settings.DATA_ROOT, request.imgsz, self._report_cache)
+        report = dataset_report(
+            request.dataset, dataset, self.settings.DATA_ROOT, request.imgsz, self.settings.dataset_reports_dir
+        )
         if not report.usable:
             train = report.splits[0]
             raise InvalidRequest(
@@ -241,20 +241,6 @@ class StudyController:
                     )
                     files.append((out, path))
         return files
-
-    def datasets(self) -> list[DatasetOut]:
-        """The data.yaml files under the data root, each checked as a study would check it."""
-        return find_datasets(self.settings.DATA_ROOT)
-
-    def dataset_report(self, dataset: str, imgsz: int) -> DatasetReportOut:
-        """``dataset``'s report against the training guide at ``imgsz`` (InvalidRequest if a study
-        would refuse the data set)."""
-        data = check_dataset(self.settings.DATA_ROOT, dataset)
-        return dataset_report(dataset, data, self.settings.DATA_ROOT, imgsz, self._report_cache)
-
-    def labels_png(self, dataset: str) -> bytes:
-        """ultralytics' labels plot of ``dataset``'s training split, as PNG."""
-        return labels_png(check_dataset(self.settings.DATA_ROOT, dataset), self.settings.DATA_ROOT, self._report_cache)
 
     def trials(self, study_id: int) -> list[TrialOut]:
         record = self.store.get(study_id)

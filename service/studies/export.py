@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 
 from hyps import HELD_KEYS, hyp_train_args, render_hyp_yaml
-from service.db import utcnow
-from service.models import is_weights_name
+from service.data.weights import is_weights_name
 from service.studies.confirmation import BASELINE_TRIAL, ConfirmationResult
 from service.studies.store import BestTrial, StudyRecord
+from service.studies.tables import utcnow
 
 
 @dataclass(frozen=True)

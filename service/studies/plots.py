@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import io
 import math
-import threading
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on a server; must precede pyplot
 import matplotlib.pyplot as plt
 from optuna.trial import FrozenTrial
 
-# pyplot keeps one current figure per process, and requests draw from several threads: every
-# drawing with pyplot in the service (here, and ultralytics' plot_labels) holds this lock.
-PYPLOT_LOCK = threading.Lock()
+from service.plotting import PYPLOT_LOCK  # also sets the headless backend, before pyplot draws
 
 
 def evolve_png(trials: Sequence[FrozenTrial], keys: Sequence[str], best_number: int) -> bytes:

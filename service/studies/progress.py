@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from optuna.trial import FrozenTrial, TrialState
 
 from hyps import HYP_ARGS, load_ultralytics_space
-from service.db import utcnow
 from service.schemas import BestOut, ConfirmationOut, DatasetReportOut, StudyOut, StudyState, TrialOut
 from service.studies.confirmation import ConfirmationResult
 from service.studies.optuna_internals import full_params
 from service.studies.store import BestTrial, StudyRecord
+from service.studies.tables import utcnow
 from service.studies.trials import counts_toward_budget
 from workers.trial_tags import CONFIRMATION, DIAGNOSTICS, SCREENING, Stage, TrialTags
 

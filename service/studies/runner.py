@@ -15,9 +15,9 @@ from typing import Any, Literal, TypeVar
 import optuna
 from optuna.trial import TrialState
 
-from service.models import model_path
-from service.ray_driver import TaskOutcome, error_text
-from service.ray_runtime import DriverError, RayLink, RayLost
+from service.cluster.driver import TaskOutcome, error_text
+from service.cluster.runtime import DriverError, RayLink, RayLost
+from service.data.weights import model_path
 from service.samplers import build_sampler
 from service.schemas import StudyRequest, StudyState
 from service.settings import Settings

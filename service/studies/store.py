@@ -17,10 +17,10 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from service.db import BestHypRow, StudyRow, make_engine, make_sessionmaker, utcnow
 from service.errors import Conflict, StudyNotFound
 from service.schemas import StudyRequest, StudyState
 from service.studies.plan import StudyPlan
+from service.studies.tables import BestHypRow, StudyRow, make_engine, make_sessionmaker, utcnow
 
 
 @dataclass(frozen=True)

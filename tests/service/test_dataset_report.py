@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.dataset_report import dataset_report
-from service.datasets import check_dataset
-from service.sample_data import write_dataset, write_sample_dataset
+from service.data.datasets import check_dataset
+from service.data.report import dataset_report
+from service.data.sample import write_dataset, write_sample_dataset
 from service.settings import Settings
 from tests.helpers import nothing_written
 

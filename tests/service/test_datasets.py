@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.datasets import check_dataset
+from service.data.datasets import check_dataset
 from service.errors import InvalidRequest
 
 

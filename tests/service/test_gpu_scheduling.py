@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from service.ray_runtime import RayLink
+from service.cluster.runtime import RayLink
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings

@@ -8,8 +8,8 @@ import httpx
 import pytest
 import torch
 
+from service.data.weights import ARCHITECTURES, model_source
 from service.errors import InvalidRequest
-from service.models import ARCHITECTURES, model_source
 from service.settings import Settings
 from tests.conftest import copy_dataset
 from tests.helpers import nothing_written

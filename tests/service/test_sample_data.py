@@ -4,8 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from service.datasets import check_dataset
-from service.sample_data import CLASS_NAMES, write_sample_dataset
+from service.data.datasets import check_dataset
+from service.data.sample import CLASS_NAMES, write_sample_dataset
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from hypevolve_client import Client, ClientError, ServiceUnreachable
+from hypevolve_client.cli import parse_fields, status_line, trial_line
 from hypevolve_client.models import Study, Trial
-from service.study_cli import parse_fields, status_line, trial_line
 from tests.conftest import LiveServer, make_settings
 from tests.helpers import free_port
 

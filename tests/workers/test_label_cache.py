@@ -13,7 +13,7 @@ import pytest
 from ultralytics.data.utils import img2label_paths
 
 from hyps import load_seed_hyp
-from service.datasets import check_dataset
+from service.data.datasets import check_dataset
 from workers.label_cache import can_write, with_label_cache
 from workers.training import TrialSpec, train_trial
 

@@ -10,7 +10,7 @@ import pytest
 import ray
 
 from hyps import default_evolve_keys, load_search_space, load_seed_hyp
-from service.datasets import check_dataset
+from service.data.datasets import check_dataset
 from workers.storage import open_optuna_storage
 from workers.task import ReportTo, run_trial
 from workers.training import TrialSpec

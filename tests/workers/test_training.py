@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hyps import load_seed_hyp, translate_hyp
-from service.datasets import check_dataset
+from service.data.datasets import check_dataset
 from workers.training import TrialResult, TrialSpec, train_trial
 
 pytestmark = pytest.mark.slow

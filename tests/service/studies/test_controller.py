@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 
-from service.ray_runtime import RayLink
+from service.cluster.runtime import RayLink
 from service.schemas import StudyOut, StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings

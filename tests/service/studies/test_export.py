@@ -6,11 +6,11 @@ import yaml
 from ultralytics.cfg import get_cfg
 
 from hyps import HYP_KEYS, load_seed_hyp
-from service.db import utcnow
 from service.schemas import StudyRequest, StudyState
 from service.studies.export import args_yaml, best_args_yaml, best_hyp_yaml, hyp_yaml, screening_answer
 from service.studies.plan import build_plan
 from service.studies.store import BestTrial, StudyRecord
+from service.studies.tables import utcnow
 
 
 def _rows(seed_hyp: str, params: dict[str, float], **plan: object) -> tuple[StudyRecord, BestTrial]:

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.db import StudyRow
 from service.errors import Conflict, StudyNotFound
 from service.schemas import StudyRequest, StudyState
 from service.studies.plan import build_plan
 from service.studies.store import IllegalStateChange, StudyStore
+from service.studies.tables import StudyRow
 
 
 @pytest.fixture

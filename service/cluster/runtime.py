@@ -3,7 +3,7 @@
 Ray can go away under the service: the kernel's OOM killer picks a raylet, a cluster's head
 restarts. The API process never goes with it, and gets Ray back:
 
-- Everything that talks to Ray runs in a child process, the driver (service.ray_driver). Ray ends
+- Everything that talks to Ray runs in a child process, the driver (service.cluster.driver). Ray ends
   a driver that loses its cluster for good; in a child, that ends the child. RayLink sees the pipe
   close and answers every call in flight, and every later one, with RayLost.
 - ``problem`` asks Ray to run a tiny task: the one test that covers the raylet, the GCS and the
@@ -30,7 +30,7 @@ from typing import Any
 
 import ray
 
-from service.ray_driver import PROBE_TIMEOUT_S, DriverConfig, DriverError, TaskOutcome, driver_main
+from service.cluster.driver import PROBE_TIMEOUT_S, DriverConfig, DriverError, TaskOutcome, driver_main
 from service.settings import Settings
 from workers.offline import OFFLINE_ENV
 

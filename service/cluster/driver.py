@@ -3,7 +3,7 @@
 Why a process of its own: Ray's driver ends the process it runs in when it loses its cluster for
 good (a head that goes down with its raylet and GCS; "Failed to connect to GCS ... The program will
 terminate"), whatever its settings say. In a child, that ends the child, never the API: the API
-process (service.ray_runtime.RayLink) sees the pipe close, tells the runners that Ray was lost, and
+process (service.cluster.runtime.RayLink) sees the pipe close, tells the runners that Ray was lost, and
 starts a new driver that joins the cluster again once its head is back, or starts a new local Ray.
 
 The child serves requests from its parent over a pipe, each in a thread of its own (a ``wait``

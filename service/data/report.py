@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from service.datasets import check_dataset
+from service.data.datasets import check_dataset
 from service.errors import InvalidRequest, NotReady
 from service.schemas import DatasetOut, DatasetReportOut, ProblemOut, SplitReportOut
-from service.studies.plots import PYPLOT_LOCK
+from service.plotting import PYPLOT_LOCK
 from workers.offline import seal_ultralytics
 
 # The guide's numbers (ultralytics' "Tips for best training results", which YOLOv5 users follow).
@@ -292,9 +292,16 @@ def _split(
     return split_report(split, images, names, imgsz, data_root.resolve(), cache_dir)
 
 
-def labels_png(data: dict[str, Any], data_root: Path, cache_dir: Path | None) -> bytes:
-    """ultralytics' labels plot of the training split (class histogram, the boxes drawn at the
-    centre, box centres, box widths and heights), drawn offline, as PNG."""
+def report_of(data_root: Path, relative: str, imgsz: int, cache_dir: Path | None) -> DatasetReportOut:
+    """The report of data.yaml ``relative`` under ``data_root`` at ``imgsz`` (InvalidRequest where a
+    study would refuse the data set)."""
+    return dataset_report(relative, check_dataset(data_root, relative), data_root, imgsz, cache_dir)
+
+
+def labels_png(data_root: Path, relative: str, cache_dir: Path | None) -> bytes:
+    """ultralytics' labels plot of data.yaml ``relative``'s training split (class histogram, the
+    boxes drawn at the centre, box centres, box widths and heights), drawn offline, as PNG."""
+    data = check_dataset(data_root, relative)
     seal_ultralytics()
     from ultralytics.utils.plotting import plot_labels
 
