@@ -121,10 +121,10 @@ def run_service(
     )  # fmt: skip
     started = time.monotonic()
     study = controller.create_study(request)
-    while (study := controller.get_study(study.id)).state in ("queued", "running"):
+    while (study := controller.views.get_study(study.id)).state in ("queued", "running"):
         time.sleep(0.5)
     wall = time.monotonic() - started
-    trials = controller.trials(study.id)
+    trials = controller.views.trials(study.id)
     controller.shutdown()
     rows = [
         TrialRow(

@@ -159,11 +159,11 @@ def run_service(
         fixed={"close_mosaic": 10} if method.endswith("-cm10") else {},
     )  # fmt: skip
     study = controller.create_study(request)
-    while (study := controller.get_study(study.id)).state in ("queued", "running"):
+    while (study := controller.views.get_study(study.id)).state in ("queued", "running"):
         time.sleep(1)
-    trials = controller.trials(study.id)
-    exported = yaml.safe_load(controller.args_yaml(study.id)[0])
-    header = [line for line in controller.hyp_yaml(study.id)[0].splitlines() if line.startswith("# verdict")]
+    trials = controller.views.trials(study.id)
+    exported = yaml.safe_load(controller.views.args_yaml(study.id)[0])
+    header = [line for line in controller.views.hyp_yaml(study.id)[0].splitlines() if line.startswith("# verdict")]
     controller.shutdown()
     verdict = study.confirmation.verdict if study.confirmation else "none"
     rows = [

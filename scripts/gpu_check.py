@@ -55,10 +55,10 @@ def main() -> int:
         )  # fmt: skip
         started = time.monotonic()
         study = controller.create_study(request)
-        while (study := controller.get_study(study.id)).state in ("queued", "running"):
+        while (study := controller.views.get_study(study.id)).state in ("queued", "running"):
             time.sleep(1)
         print(f"study {study.state} in {time.monotonic() - started:.1f}s" + (f": {study.error}" if study.error else ""))
-        trials = controller.trials(study.id)
+        trials = controller.views.trials(study.id)
         for t in trials:
             fitness = f"{t.fitness:.4f}" if t.fitness is not None else "-"
             error = f", error {t.error}" if t.error else ""

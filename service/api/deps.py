@@ -10,11 +10,16 @@ from fastapi import Depends, Path, Request
 from service.schemas import ErrorOut
 from service.settings import Settings
 from service.studies.controller import StudyController
+from service.studies.views import StudyViews
 
 
 def get_controller(request: Request) -> StudyController:
     controller: StudyController = request.app.state.controller
     return controller
+
+
+def get_views(request: Request) -> StudyViews:
+    return get_controller(request).views
 
 
 def get_settings(request: Request) -> Settings:
@@ -23,6 +28,7 @@ def get_settings(request: Request) -> Settings:
 
 
 Controller = Annotated[StudyController, Depends(get_controller)]
+Views = Annotated[StudyViews, Depends(get_views)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # Ids are SQL integers: anything larger is refused here rather than overflowing the database driver.
 StudyId = Annotated[int, Path(ge=1, le=2**31 - 1)]

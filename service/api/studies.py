@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from service.api.deps import ERRORS, Controller, StudyId
+from service.api.deps import ERRORS, Controller, StudyId, Views
 from service.schemas import ArtifactOut, ImportOut, StudyOut, StudyRequest, TrialOut
-from service.studies.controller import ARTIFACT_TYPES
+from service.studies.views import ARTIFACT_TYPES
 
 ARTIFACT_MEDIA = sorted(set(ARTIFACT_TYPES.values()))
 
@@ -24,18 +24,18 @@ def create_study(body: StudyRequest, controller: Controller) -> StudyOut:
 
 
 @router.get("", response_model=list[StudyOut])
-def list_studies(controller: Controller) -> list[StudyOut]:
-    return controller.list_studies()
+def list_studies(views: Views) -> list[StudyOut]:
+    return views.list_studies()
 
 
 @router.get("/{study_id}", response_model=StudyOut)
-def get_study(study_id: StudyId, controller: Controller) -> StudyOut:
-    return controller.get_study(study_id)
+def get_study(study_id: StudyId, views: Views) -> StudyOut:
+    return views.get_study(study_id)
 
 
 @router.get("/{study_id}/trials", response_model=list[TrialOut])
-def list_trials(study_id: StudyId, controller: Controller) -> list[TrialOut]:
-    return controller.trials(study_id)
+def list_trials(study_id: StudyId, views: Views) -> list[TrialOut]:
+    return views.trials(study_id)
 
 
 # The files are YAML; their errors are JSON like every other error (ERRORS, from the router). With
@@ -60,16 +60,16 @@ Source = Annotated[
 
 
 @router.get("/{study_id}/hyp.yaml", response_class=Response, responses=YAML_FILE)
-def download_hyp_yaml(study_id: StudyId, controller: Controller, source: Source = "confirmation") -> PlainTextResponse:
+def download_hyp_yaml(study_id: StudyId, views: Views, source: Source = "confirmation") -> PlainTextResponse:
     """The study's answer as a YOLOv5 hyp file (all 28 keys, YOLOv5's order), its verdict in the header."""
-    text, name = controller.hyp_yaml(study_id, source)
+    text, name = views.hyp_yaml(study_id, source)
     return yaml_attachment(text, f"hyp.{name}.yaml")
 
 
 @router.get("/{study_id}/args.yaml", response_class=Response, responses=YAML_FILE)
-def download_args_yaml(study_id: StudyId, controller: Controller, source: Source = "confirmation") -> PlainTextResponse:
+def download_args_yaml(study_id: StudyId, views: Views, source: Source = "confirmation") -> PlainTextResponse:
     """The study's answer as ultralytics train arguments, for ``yolo train cfg=args.yaml``."""
-    text, name = controller.args_yaml(study_id, source)
+    text, name = views.args_yaml(study_id, source)
     return yaml_attachment(text, f"args.{name}.yaml")
 
 
@@ -78,18 +78,18 @@ def download_args_yaml(study_id: StudyId, controller: Controller, source: Source
     response_class=Response,
     responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}},
 )
-def evolve_plot(study_id: StudyId, controller: Controller) -> Response:
+def evolve_plot(study_id: StudyId, views: Views) -> Response:
     """Fitness against each searched hyp, one scatter per key, the best trial marked (YOLOv5's evolve.png)."""
-    return Response(controller.evolve_png(study_id), media_type="image/png")
+    return Response(views.evolve_png(study_id), media_type="image/png")
 
 
 @router.get("/{study_id}/artifacts", response_model=list[ArtifactOut])
-def list_artifacts(study_id: StudyId, controller: Controller) -> list[ArtifactOut]:
+def list_artifacts(study_id: StudyId, views: Views) -> list[ArtifactOut]:
     """The winner's and the seed hyps' diagnostics, as ultralytics draws them (results.png,
     BoxPR_curve.png, confusion_matrix.png, train_batch*.jpg, labels.jpg, results.csv, ...): from their
     first confirmation training, or, without confirmation, from one more training of the best trial.
     404 until confirmation has finished (or that training has run)."""
-    return controller.artifacts(study_id)
+    return views.artifacts(study_id)
 
 
 @router.get(
@@ -97,9 +97,9 @@ def list_artifacts(study_id: StudyId, controller: Controller) -> list[ArtifactOu
     response_class=Response,
     responses={200: {"content": {t: {"schema": {"type": "string", "format": "binary"}} for t in ARTIFACT_MEDIA}}},
 )
-def get_artifact(study_id: StudyId, name: str, controller: Controller) -> Response:
+def get_artifact(study_id: StudyId, name: str, views: Views) -> Response:
     """One file of the listing, by its listed name ('winner/results.png'); any other name is a 404."""
-    content, media_type = controller.artifact(study_id, name)
+    content, media_type = views.artifact(study_id, name)
     return Response(content, media_type=media_type)
 
 

@@ -144,7 +144,12 @@ def plan_confirmation(
 
 def saved_plan(study: optuna.Study) -> ConfirmationPlan | None:
     """The confirmation plan recorded on ``study``, if screening has ended."""
-    data = study.user_attrs.get(PLAN_ATTR)
+    return saved_plan_of(study.user_attrs)
+
+
+def saved_plan_of(study_attrs: Mapping[str, Any]) -> ConfirmationPlan | None:
+    """The confirmation plan among a study's user attributes, if screening has ended."""
+    data = study_attrs.get(PLAN_ATTR)
     return ConfirmationPlan.from_json(data) if data else None
 
 

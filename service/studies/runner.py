@@ -57,6 +57,29 @@ def auto_batch_share(batch: float, gpus: float) -> float:
     return fraction * gpus if 0 < gpus < 1 else batch
 
 
+@dataclass
+class _Stage:
+    """One stage's loop state: what it runs on, the budget used, when heartbeats are next judged,
+    whether it recovers from an outage, and the failure that ends it."""
+
+    study: optuna.Study
+    book: TrialBook
+    space: dict[str, Any]
+    gpus: float
+    screening: bool
+    used: int
+    next_reap: float = 0.0
+    recovering: bool = False
+    failure: str | None = None
+
+    def more(self, n_trials: int) -> bool:
+        """Whether the stage has a trial left to start: screening until n_trials were used, a later
+        stage while trainings it enqueued are waiting."""
+        if self.screening:
+            return self.used < n_trials
+        return bool(self.study.get_trials(deepcopy=False, states=[TrialState.WAITING]))
+
+
 class StudyRunner(threading.Thread):
     """Runs study ``study_id`` to its end: at most ``parallel`` trials at once, ``n_trials`` in all.
 
@@ -168,80 +191,91 @@ class StudyRunner(threading.Thread):
     ) -> str | None:
         """Run trials until the stage has none left to start and none running, a stop, or too many
         failures (returned as the study's error). Screening asks the sampler for up to n_trials
-        trials; confirmation runs the trainings start_confirmation enqueued, and asks nothing new.
+        trials; a later stage runs the trainings it enqueued, and asks nothing new.
 
-        A database that goes away pauses the loop (trainings go on; workers wait out the outage on
-        their side) and the iteration is tried again once it is back; trials asked but never
-        dispatched meanwhile are requeued. A settled result is dropped from ``inflight`` only once
-        recorded, so a result the database missed is recorded on the next try, never lost."""
-        request, settings = self._record.request, self._context.settings
-        used = self._retry(book.budget_used, "budget")
-        inflight = self._inflight
-        failure: str | None = None
-        next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
+        Each step is a few named phases, as Ray Tune's controller steps: recover (after an outage),
+        fill (start what fits), collect (settle what ended), reap (end what went silent). A database
+        that goes away pauses the loop (trainings go on; workers wait out the outage on their side)
+        and the step is tried again once it is back; trials asked but never dispatched meanwhile are
+        requeued. A settled result is dropped from ``inflight`` only once recorded, so a result the
+        database missed is recorded on the next try, never lost."""
+        settings = self._context.settings
+        stage = _Stage(study, book, space, gpus, screening, used=self._retry(book.budget_used, "budget"))
+        stage.next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
         backoff = Backoff(f"study {self.study_id}", settings.DB_PATIENCE_S)
-        recovering = False
-
-        def more() -> bool:
-            if screening:
-                return used < request.n_trials
-            return bool(study.get_trials(deepcopy=False, states=[TrialState.WAITING]))
-
-        while self._stop_reason is None and failure is None:
+        while self._stop_reason is None and stage.failure is None:
             try:
-                if recovering:
-                    self._requeue_undispatched(book, inflight)
-                    book.enqueue_missing_retries()
-                    used = book.budget_used()
-                    recovering = False
+                if stage.recovering:
+                    self._recover(stage)
                     backoff.reset()
-                    # Heartbeats could not be written during the outage: let the workers beat again
-                    # before any trial is judged lost.
-                    next_reap = time.monotonic() + 2 * settings.HEARTBEAT_INTERVAL_S
-                while len(inflight) < request.parallel and more():
-                    trial = self._ask(study, space)
-                    screening_trial = TrialTags.of(trial).is_screening
-                    used += screening_trial
-                    # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
-                    report_to = ReportTo(
-                        settings.DATABASE_URL,
-                        self._record.optuna_name,
-                        book.trial_id(trial.number),
-                        settings.HEARTBEAT_INTERVAL_S,
-                        # Confirmation trainings are never pruned: each is one paired measurement.
-                        request.pruner if screening_trial else "none",
-                    )
-                    ref = self._dispatch(trial, report_to, gpus)
-                    inflight[ref] = trial
-                if not inflight:
+                self._fill(stage)
+                if not self._inflight:
                     break
-                try:
-                    ready = self._context.ray.wait(list(inflight), POLL_S)
-                except DriverError:
-                    self._check_ray()
-                    raise
-                for key, outcome in ready:
-                    self._settle(book, inflight[key], outcome)
-                    del inflight[key]
-                reaped = False
-                if time.monotonic() >= next_reap:
-                    reaped = self._reap_stale(book, inflight)
-                    next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
-                if ready or reaped:
+                settled = self._collect(stage)
+                reaped = self._reap(stage)
+                if settled or reaped:
                     # A requeued failure gave its place in the budget back to its retry.
-                    used = book.budget_used()
-                    failure = self._too_many_failures(study)
+                    stage.used = book.budget_used()
+                    stage.failure = self._too_many_failures(study)
             except RayLost as lost:
-                self._wait_for_ray(book, inflight, lost.reason)
-                recovering = True  # recount the budget; let workers beat before judging heartbeats
+                self._wait_for_ray(book, self._inflight, lost.reason)
+                stage.recovering = True  # recount the budget; let workers beat before judging heartbeats
             except Exception as exc:
                 if not is_transient_db_error(exc):
                     raise
                 backoff.wait(exc)  # raises once DB_PATIENCE_S is spent: the study fails
-                recovering = True
-        if self._stop_reason is not None or failure is not None:
-            self._retry(lambda: self._cancel(book, inflight), "cancel")
-        return failure
+                stage.recovering = True
+        if self._stop_reason is not None or stage.failure is not None:
+            self._retry(lambda: self._cancel(book, self._inflight), "cancel")
+        return stage.failure
+
+    def _recover(self, stage: _Stage) -> None:
+        """After an outage (database or Ray): requeue what was asked but never dispatched, queue the
+        retries a failure's write left out, recount the budget, and give workers time to beat again
+        before any trial is judged lost (heartbeats could not be written meanwhile)."""
+        self._requeue_undispatched(stage.book, self._inflight)
+        stage.book.enqueue_missing_retries()
+        stage.used = stage.book.budget_used()
+        stage.recovering = False
+        stage.next_reap = time.monotonic() + 2 * self._context.settings.HEARTBEAT_INTERVAL_S
+
+    def _fill(self, stage: _Stage) -> None:
+        """Ask for and dispatch trials while fewer than ``parallel`` run and the stage has more."""
+        request, settings = self._record.request, self._context.settings
+        while len(self._inflight) < request.parallel and stage.more(request.n_trials):
+            trial = self._ask(stage.study, stage.space)
+            screening_trial = TrialTags.of(trial).is_screening
+            stage.used += screening_trial
+            # Workers write epoch reports to the storage directly, keyed by Optuna's trial id.
+            report_to = ReportTo(
+                settings.DATABASE_URL,
+                self._record.optuna_name,
+                stage.book.trial_id(trial.number),
+                settings.HEARTBEAT_INTERVAL_S,
+                # Trainings after screening are never pruned: each is one paired measurement.
+                request.pruner if screening_trial else "none",
+            )
+            self._inflight[self._dispatch(trial, report_to, stage.gpus)] = trial
+
+    def _collect(self, stage: _Stage) -> bool:
+        """Wait up to POLL_S for trainings to end and record each; whether any did."""
+        try:
+            ready = self._context.ray.wait(list(self._inflight), POLL_S)
+        except DriverError:
+            self._check_ray()
+            raise
+        for key, outcome in ready:
+            self._settle(stage.book, self._inflight[key], outcome)
+            del self._inflight[key]
+        return bool(ready)
+
+    def _reap(self, stage: _Stage) -> bool:
+        """Every HEARTBEAT_INTERVAL_S, end the trials whose heartbeat went stale; whether any was."""
+        if time.monotonic() < stage.next_reap:
+            return False
+        reaped = self._reap_stale(stage.book, self._inflight)
+        stage.next_reap = time.monotonic() + self._context.settings.HEARTBEAT_INTERVAL_S
+        return reaped
 
     def _requeue_undispatched(self, book: TrialBook, inflight: dict[str, optuna.Trial]) -> None:
         """After a database outage: a trial that is RUNNING but not in flight was asked when the

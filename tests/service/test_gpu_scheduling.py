@@ -43,11 +43,11 @@ def controller(
 def _finished_trials(controller: StudyController, study_id: int, timeout: float = 60) -> list[Hold]:
     """What the stand-in saw in each of the study's trials, once the study has finished."""
     deadline = time.monotonic() + timeout
-    while controller.get_study(study_id).state in ("queued", "running"):
+    while controller.views.get_study(study_id).state in ("queued", "running"):
         assert time.monotonic() < deadline, "the study did not finish"
         time.sleep(0.2)
     folder = Path(controller.settings.ARTIFACTS_DIR) / str(study_id)
-    return [Hold.of_trial(folder / str(t.number)) for t in controller.trials(study_id) if t.state == "complete"]
+    return [Hold.of_trial(folder / str(t.number)) for t in controller.views.trials(study_id) if t.state == "complete"]
 
 
 def test_half_gpu_trials_share_one_gpu_and_a_third_waits(controller: StudyController) -> None:
@@ -62,7 +62,7 @@ def test_half_gpu_trials_share_one_gpu_and_a_third_waits(controller: StudyContro
     )
     study_id = controller.create_study(request).id
     trials = sorted(_finished_trials(controller, study_id), key=lambda t: t.started)
-    assert controller.get_study(study_id).state == "completed"
+    assert controller.views.get_study(study_id).state == "completed"
     spans = [(t.started, t.ended) for t in trials]
     first, second, third = spans
     # Two halves of the one GPU run side by side, both on GPU 0...
@@ -102,6 +102,6 @@ def test_more_gpus_than_the_cluster_has_fails_the_study_with_a_reason(controller
         StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=1, gpus_per_trial=2)
     ).id
     _finished_trials(controller, study_id)
-    study = controller.get_study(study_id)
+    study = controller.views.get_study(study_id)
     assert study.state == "failed"
     assert study.error == "ValueError: gpus_per_trial 2 but the Ray cluster has 1 GPUs"

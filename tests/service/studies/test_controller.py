@@ -24,7 +24,7 @@ class NoRay(RayLink):
 
 def _ended(controller: StudyController, study_id: int) -> StudyOut:
     deadline = time.monotonic() + 30
-    while (study := controller.get_study(study_id)).state in ("queued", "running"):
+    while (study := controller.views.get_study(study_id)).state in ("queued", "running"):
         assert time.monotonic() < deadline, study
         time.sleep(0.1)
     return study
@@ -51,10 +51,10 @@ def test_a_start_ends_running_trials_of_studies_no_runner_owns(
 
     restarted = StudyController(settings, NoRay(settings))
     restarted.resume_unfinished()
-    trials = {t.number: t for t in restarted.trials(study.id)}
+    trials = {t.number: t for t in restarted.views.trials(study.id)}
     assert trials[orphan.number].state == "fail"
     assert trials[orphan.number].error == "interrupted: the service stopped while it ran"
     # Queued again, so that resuming the study runs it; the study itself stays failed until then.
     assert [t.retry_of for t in trials.values() if t.state == "waiting" and t.retry_of is not None] == [orphan.number]
-    assert restarted.get_study(study.id).state == "failed"
+    assert restarted.views.get_study(study.id).state == "failed"
     restarted.shutdown()

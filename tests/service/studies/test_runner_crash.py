@@ -33,7 +33,7 @@ def controller(tmp_path: Path, data_root: Path, shapes_root: Path) -> Iterator[S
 
 def _ended(controller: StudyController, study_id: int, timeout: float = 90) -> StudyOut:
     deadline = time.monotonic() + timeout
-    while (study := controller.get_study(study_id)).state in ("queued", "running"):
+    while (study := controller.views.get_study(study_id)).state in ("queued", "running"):
         assert time.monotonic() < deadline, f"study {study_id} did not end: {study}"
         time.sleep(0.2)
     return study
@@ -52,7 +52,7 @@ def test_a_crashed_runner_ends_its_trials_and_the_failed_study_resumes(controlle
     assert study.state == "failed"
     assert study.error is not None
     assert study.error.startswith("AttributeError: "), study.error
-    trials = controller.trials(study_id)
+    trials = controller.views.trials(study_id)
     assert not [t for t in trials if t.state == "running"], trials
     # Trial 0 was mid-hold and trial 1 being settled when the runner crashed: both ended as
     # interrupted, with the reason, and queued again.
