@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from hyps import HYP_KEYS, SEED_HYPS, YOLOV5_FITNESS_WEIGHTS, load_ultralytics_space
 from service.samplers import SAMPLER_NAMES
 from service.settings import check_gpu_amount
+from workers.label_cache import Split
 from workers.pruning import PRUNER_NAMES
 from workers.trial_tags import Stage
 
@@ -49,7 +50,8 @@ TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
 
 # A YOLOv5 architecture (ultralytics builds the anchor-free "YOLOv5u" offline from its own yaml) or
 # the bare name of a weights file in the operator's weights folder (service.data.weights checks it there).
-_MODEL_PATTERN = re.compile(r"^(yolov5[nsmlx]6?\.yaml|[A-Za-z0-9][A-Za-z0-9._-]{0,124}\.pt)$")
+WEIGHTS_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,124}\.pt"
+_MODEL_PATTERN = re.compile(rf"^(yolov5[nsmlx]6?\.yaml|{WEIGHTS_NAME})$")
 # Every number a request carries is finite: NaN or an infinity in a hyp, a bound or a weight would
 # make every fitness NaN. Weights are capped so that no fitness can overflow to infinity.
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -291,7 +293,7 @@ class ProblemOut(BaseModel):
 
 
 class SplitReportOut(BaseModel):
-    split: Literal["train", "val", "test"]
+    split: Split
     images: int
     label_files: int
     images_ignored: int = Field(description="Images ultralytics' check rejects: training skips them.")

@@ -23,9 +23,11 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-_SPLITS = ("train", "val", "test")
+# The splits a data.yaml may name, in the order training reads them.
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[Split, ...] = get_args(Split)
 
 
 def can_write(folder: Path) -> bool:
@@ -85,7 +87,7 @@ def with_label_cache(
     pointed at a mirror under ``cache_root``; unchanged where the data set is writable or where
     ``cache_root`` itself cannot be made."""
     result = dict(data)
-    for key in _SPLITS:
+    for key in SPLITS:
         entry = data.get(key)
         if not isinstance(entry, str) or not Path(entry).is_dir():
             continue

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from hyps import METRIC_NAMES, ULTRALYTICS_METRIC_COLUMNS, YOLOV5_FITNESS_WEIGHTS, fitness, hyp_train_args
-from workers.label_cache import with_label_cache
+from workers.label_cache import SPLITS, with_label_cache
 from workers.offline import seal_ultralytics
 from workers.trial_tags import result_attrs
 
@@ -119,7 +119,7 @@ def check_data_here(data: Mapping[str, Any]) -> None:
     """Fail fast, and say why, when this node lacks the data set (a cluster needs it at the same
     path on every node)."""
     paths = [data["path"]]
-    for key in ("train", "val", "test"):
+    for key in SPLITS:
         entry = data.get(key)
         paths.extend(entry if isinstance(entry, list) else [entry] if entry else [])
     missing = [p for p in paths if not Path(p).exists()]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.studies.result_files import MAX_IMPORT_BYTES
+
 MAX_BODY_BYTES = 1 << 20
 # Uploaded results files (an evolve.csv, a tune_results.ndjson with metrics) are larger.
-MAX_IMPORT_BODY_BYTES = 10 << 20
+MAX_IMPORT_BODY_BYTES = MAX_IMPORT_BYTES
 
 
 def limit_for(path: str) -> int:

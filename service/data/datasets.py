@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
+from workers.label_cache import SPLITS
 from service.errors import InvalidRequest
 
 MAX_DATA_YAML_BYTES = 1 << 20
-_SPLITS = ("train", "val", "test")
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -125,7 +125,7 @@ def _check_dataset(data_root: Path, relative: str, field: str) -> dict[str, Any]
         raise InvalidRequest(field, relative, f"data.yaml 'path' {base_entry!r} leaves the data root")
 
     checked: dict[str, Any] = {"path": str(base)}
-    for key in _SPLITS:
+    for key in SPLITS:
         if key in spec and spec[key] is not None:
             entries = spec[key] if isinstance(spec[key], list) else [spec[key]]
             paths = [_check_split(field, relative, root, base, key, e) for e in entries]

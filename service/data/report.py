@@ -34,6 +34,7 @@ from service.data.datasets import check_dataset
 from service.errors import InvalidRequest, NotReady
 from service.schemas import DatasetOut, DatasetReportOut, ProblemOut, SplitReportOut
 from service.plotting import PYPLOT_LOCK
+from workers.label_cache import SPLITS
 from workers.offline import seal_ultralytics
 
 # The guide's numbers (ultralytics' "Tips for best training results", which YOLOv5 users follow).
@@ -64,7 +65,6 @@ _IGNORED_BECAUSE = (
     ("could not convert", "malformed_label_files"),
 )
 _CACHE_VERSION = "1"
-_SPLITS = ("train", "val", "test")
 # The Optuna study user attribute that keeps the report made when the study was created.
 STUDY_ATTR = "dataset_report"
 
@@ -265,7 +265,7 @@ def dataset_report(
     """The report of a checked data.yaml (service.datasets.check_dataset's output)."""
     seal_ultralytics()  # an unreadable image makes ultralytics try to pip-install a HEIF decoder
     names = _names(data)
-    splits = [_split(data, split, imgsz, data_root, cache_dir)[0] for split in _SPLITS if data.get(split)]
+    splits = [_split(data, split, imgsz, data_root, cache_dir)[0] for split in SPLITS if data.get(split)]
     train = splits[0]
     usable = sum(train.instances_per_class.values()) > 0
     return DatasetReportOut(

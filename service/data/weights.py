@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.errors import InvalidRequest
-from service.schemas import ModelsOut, WeightsOut
+from service.schemas import WEIGHTS_NAME, ModelsOut, WeightsOut
 
 # ultralytics builds these YOLOv5 ("YOLOv5u", anchor-free) architectures offline from its own yaml.
 ARCHITECTURES: tuple[str, ...] = tuple(f"yolov5{size}{p6}.yaml" for p6 in ("", "6") for size in "nsmlx")
-_WEIGHTS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,124}\.pt$")
+_WEIGHTS_NAME = re.compile(rf"^{WEIGHTS_NAME}$")
 
 
 def is_weights_name(model: str) -> bool:

@@ -181,13 +181,3 @@ def args_yaml(record: StudyRecord, answer: Answer) -> str:
     ]
     comments = "".join(f"# {line}\n" for line in header)
     return comments + "\n" + yaml.safe_dump(train_args(record, answer), sort_keys=False)
-
-
-def best_hyp_yaml(record: StudyRecord, best: BestTrial) -> str:
-    """Screening's top trial as a hyp file."""
-    return hyp_yaml(record, screening_answer(record, best))
-
-
-def best_args_yaml(record: StudyRecord, best: BestTrial) -> str:
-    """Screening's top trial as an ultralytics train config."""
-    return args_yaml(record, screening_answer(record, best))

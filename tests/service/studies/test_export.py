@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import yaml
 from ultralytics.cfg import get_cfg
 
 from hyps import HYP_KEYS, load_seed_hyp
 from service.schemas import StudyRequest, StudyState
-from service.studies.export import args_yaml, best_args_yaml, best_hyp_yaml, hyp_yaml, screening_answer
+from service.studies.export import Answer, args_yaml, hyp_yaml, screening_answer
 from service.studies.plan import build_plan
 from service.studies.store import BestTrial, StudyRecord
 from service.studies.tables import utcnow
@@ -35,7 +36,7 @@ def _rows(seed_hyp: str, params: dict[str, float], **plan: object) -> tuple[Stud
 
 def test_export_has_all_28_keys_in_yolov5_order_with_best_values_and_seed_for_the_rest() -> None:
     params = {"lr0": 0.0031415926535, "momentum": 0.91, "mosaic": 0.6, "box": 0.07}
-    text = best_hyp_yaml(*_rows("scratch-high", params))
+    text = hyp_yaml(*_screening("scratch-high", params))
     hyp = yaml.safe_load(text)
     assert list(hyp) == list(HYP_KEYS)
     assert {k: hyp[k] for k in params} == params
@@ -46,7 +47,7 @@ def test_export_has_all_28_keys_in_yolov5_order_with_best_values_and_seed_for_th
 
 
 def test_export_header_says_where_the_values_came_from() -> None:
-    text = best_hyp_yaml(*_rows("scratch-low", {"lr0": 0.02}))
+    text = hyp_yaml(*_screening("scratch-low", {"lr0": 0.02}))
     header = text.splitlines()[:4]
     assert "study 'export' (id 7, completed)" in header[0]
     assert "trial 4, fitness 0.21 (weights [P, R, mAP50, mAP50-95] = [0, 0, 0.1, 0.9])" in header[1]
@@ -55,12 +56,12 @@ def test_export_header_says_where_the_values_came_from() -> None:
 
 
 def test_fixed_values_reach_the_export() -> None:
-    hyp = yaml.safe_load(best_hyp_yaml(*_rows("scratch-low", {"lr0": 0.02}, fixed={"mixup": 0.3, "obj": 0.8})))
+    hyp = yaml.safe_load(hyp_yaml(*_screening("scratch-low", {"lr0": 0.02}, fixed={"mixup": 0.3, "obj": 0.8})))
     assert (hyp["lr0"], hyp["mixup"], hyp["obj"]) == (0.02, 0.3, 0.8)
 
 
 def test_args_yaml_passes_ultralytics_own_config_check() -> None:
-    text = best_args_yaml(*_rows("scratch-low", {"lr0": 0.02, "box": 0.1, "mosaic": 0.5}))
+    text = args_yaml(*_screening("scratch-low", {"lr0": 0.02, "box": 0.1, "mosaic": 0.5}))
     args = yaml.safe_load(text)
     # get_cfg raises on any unknown argument or wrong type, as `yolo train cfg=args.yaml` would.
     cfg = get_cfg(overrides=args)
@@ -81,3 +82,9 @@ def test_an_autobatch_export_names_the_batch_the_trainings_used() -> None:
     unrecorded = screening_answer(record, best)
     assert yaml.safe_load(args_yaml(record, unrecorded))["batch"] == -1
     assert "batch chosen by AutoBatch (-1; not recorded)" in hyp_yaml(record, unrecorded)
+
+
+def _screening(*args: Any, **kwargs: Any) -> tuple[StudyRecord, Answer]:
+    """What the exports of screening's top trial are made of, for the rows ``_rows`` gives."""
+    record, best = _rows(*args, **kwargs)
+    return record, screening_answer(record, best)
