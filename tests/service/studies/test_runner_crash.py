@@ -1,4 +1,4 @@
-"""A runner whose own code raises mid-study, with a stand-in trainer (tests/service/fake_trainer.py)
+"""A runner whose own code raises mid-study, with a stand-in trainer (tests/fake_trainer.py)
 that makes it raise: the study fails with the reason, no trial is left running, and once the cause
 is gone the failed study resumes and completes."""
 
@@ -15,7 +15,7 @@ from service.cluster.runtime import RayLink
 from service.schemas import StudyOut, StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings
-from tests.service.fake_trainer import HOLD_S, POISON_FILE
+from tests.fake_trainer import HOLD_S, POISON_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def controller(tmp_path: Path, data_root: Path, shapes_root: Path) -> Iterator[S
     copy_dataset(shapes_root, data_root)
     settings = make_settings(tmp_path / "home", data_root, RAY_NUM_CPUS=4)
     ray = RayLink(settings)
-    controller = StudyController(settings, ray, trial_task="tests.service.fake_trainer:poisoned_trial")
+    controller = StudyController(settings, ray, trial_task="tests.fake_trainer:poisoned_trial")
     yield controller
     controller.shutdown()
     ray.close()

@@ -1,5 +1,5 @@
 """docker-compose.yml against the code: settings it sets exist, builds exist, and only the documented
-ports are published (on loopback). Read from the file, in a second; tests/test_compose_deployment.py
+ports are published (on loopback). Read from the file, in a second; tests/scenarios/test_compose_deployment.py
 runs the deployment itself."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 from service.cli import build_parser
 from service.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 SERVICES_CPU: dict[str, dict[str, Any]] = yaml.safe_load((ROOT / "docker-compose.cpu.yml").read_text())["services"]

@@ -43,7 +43,7 @@ from tests.helpers import run_to_end, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "hypevolve-compose-test"
 IMAGE = "hypevolve-compose-test:latest"
 BASE_IMAGES = ("hypevolve-local/python:3.11", "hypevolve-local/postgres:15")

@@ -1,5 +1,5 @@
 """gpus_per_trial on a Ray that declares GPUs this machine does not have, with a stand-in trainer
-(tests/service/fake_trainer.py): scheduling only. That a trial really trains on the GPU Ray gave
+(tests/fake_trainer.py): scheduling only. That a trial really trains on the GPU Ray gave
 it can only be shown on a GPU machine: scripts/gpu_check.sh (which runs scripts/gpu_check.py)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from service.cluster.runtime import RayLink
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings
-from tests.service.fake_trainer import HOLD_S, Hold
+from tests.fake_trainer import HOLD_S, Hold
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def controller(
     copy_dataset(shapes_root, data_root)
     settings = make_settings(tmp_path / "home", data_root)
     # The service's driver joins the Ray this test started (with its declared GPU).
-    controller = StudyController(settings, RayLink(settings), trial_task="tests.service.fake_trainer:fake_trial")
+    controller = StudyController(settings, RayLink(settings), trial_task="tests.fake_trainer:fake_trial")
     yield controller
     controller.shutdown()
     controller.ray.close()
