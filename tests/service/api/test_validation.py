@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,15 +12,47 @@ import httpx
 import pytest
 
 from service.settings import Settings
-from tests.conftest import copy_dataset
+from tests.conftest import LiveServer, copy_dataset, make_settings
 from tests.helpers import nothing_written
 from tests.service.studies.plan_refusals import REFUSALS
 
 
-@pytest.fixture
-def shapes(data_root: Path, shapes_root: Path) -> str:
+@pytest.fixture(scope="module")
+def served(
+    module_database_url: str, shapes_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[httpx.Client, Settings]]:
+    """One live API per database backend for the whole module, on a data root holding the sample
+    data set at shapes/. Every request here is refused and every test checks that nothing was
+    written, so no test can see another's traces (one that wrote would fail there, and after)."""
+    data_root = tmp_path_factory.mktemp("data")
     copy_dataset(shapes_root, data_root)
+    settings = make_settings(tmp_path_factory.mktemp("home"), data_root, DATABASE_URL=module_database_url)
+    with LiveServer(settings) as client:
+        yield client, settings
+
+
+@pytest.fixture
+def api(served: tuple[httpx.Client, Settings]) -> httpx.Client:
+    return served[0]
+
+
+@pytest.fixture
+def settings(served: tuple[httpx.Client, Settings]) -> Settings:
+    return served[1]
+
+
+@pytest.fixture
+def shapes(settings: Settings) -> str:
+    """The sample data set, shared by the module's tests: read, never changed."""
     return "shapes/data.yaml"
+
+
+@pytest.fixture
+def own_shapes(settings: Settings, shapes_root: Path) -> str:
+    """A copy of the sample data set for one test to change."""
+    name = f"shapes-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(shapes_root / "shapes", settings.DATA_ROOT / name)
+    return f"{name}/data.yaml"
 
 
 BAD_FIELDS: list[tuple[str, Any]] = [
@@ -93,10 +128,10 @@ def test_bad_dataset_gets_422_naming_it(api: httpx.Client, settings: Settings, d
     nothing_written(settings)
 
 
-def test_download_key_in_data_yaml_gets_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
-    data_yaml = settings.DATA_ROOT / shapes
+def test_download_key_in_data_yaml_gets_422(api: httpx.Client, settings: Settings, own_shapes: str) -> None:
+    data_yaml = settings.DATA_ROOT / own_shapes
     data_yaml.write_text(data_yaml.read_text() + "download: https://example.invalid/x.zip\n")
-    response = api.post("/studies", json={"dataset": shapes})
+    response = api.post("/studies", json={"dataset": own_shapes})
     assert response.status_code == 422
     assert "'download' key" in response.json()["detail"]
     nothing_written(settings)
@@ -185,11 +220,11 @@ def test_symlink_out_of_the_data_root_gets_422(api: httpx.Client, settings: Sett
      ("train: [unclosed", "is not valid YAML")],
 )  # fmt: skip
 def test_bad_data_yaml_contents_get_422(
-    api: httpx.Client, settings: Settings, shapes: str, line: str, message: str
+    api: httpx.Client, settings: Settings, own_shapes: str, line: str, message: str
 ) -> None:
-    data_yaml = settings.DATA_ROOT / shapes
+    data_yaml = settings.DATA_ROOT / own_shapes
     data_yaml.write_text(data_yaml.read_text() + line + "\n")
-    response = api.post("/studies", json={"dataset": shapes})
+    response = api.post("/studies", json={"dataset": own_shapes})
     assert response.status_code == 422
     assert message in response.json()["detail"]
     nothing_written(settings)
