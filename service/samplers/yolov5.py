@@ -10,7 +10,8 @@ One change from YOLOv5: the step multiplies, so a key at 0 (degrees, shear, mixu
 the scratch files) never moves there. Here a key at 0 moves additively instead, by
 ``|factor - 1| x (high - low)``: the same random draw, scaled to the key's range. Whole-number
 arguments (ultralytics' close_mosaic; YOLOv5 has none) always step additively, by
-``(factor - 1) x (high - low)`` rounded, for the same reason.
+``(factor - 1) x (high - low)`` rounded, for the same reason. And a key YOLOv5 v7.0 never mutates
+(gain 0: fliplr, perspective) moves with gain 1 when a study names it: naming a key searches it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from workers.trial_tags import TrialTags
 MUTATION_PROB = 0.8
 SIGMA = 0.2
 PARENTS = 5
+NAMED_GAIN = 1.0
 
 
 def select_parent(fitnesses: Sequence[float], rng: np.random.RandomState, parents: int = PARENTS) -> int:
@@ -56,9 +58,11 @@ def mutate(
 ) -> dict[str, float]:
     """One YOLOv5 mutation of ``parent`` over the keys of ``ranges`` (see the module docstring)."""
     keys = list(ranges)
-    gains = np.array([ranges[k].gain for k in keys], dtype=float)
+    # Every key in ``ranges`` is searched: one YOLOv5 v7.0 froze (gain 0: fliplr, perspective) steps
+    # with NAMED_GAIN when a study names it, as YOLOv5's main branch marks those keys evolvable.
+    gains = np.array([ranges[k].gain or NAMED_GAIN for k in keys], dtype=float)
     factors = np.ones(len(keys))
-    if gains.any():  # with every gain 0 nothing can change, and YOLOv5's loop would never end
+    if keys:  # with no key nothing can change, and YOLOv5's loop would never end
         while (factors == 1).all():
             draw = (rng.random_sample(len(keys)) < mutation_prob) * rng.randn(len(keys)) * rng.random_sample()
             factors = (gains * draw * sigma + 1).clip(0.3, 3.0)

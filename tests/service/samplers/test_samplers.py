@@ -3,6 +3,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from hyps import load_search_space, load_ultralytics_space
+from service.errors import InvalidRequest
 from service.samplers import SAMPLER_NAMES, YOLOv5EvolutionSampler, build_sampler
 from service.studies.plan import build_plan
 
@@ -48,3 +50,42 @@ def test_every_sampler_proposes_whole_numbers_for_whole_number_arguments(name: s
     values = [t.params["close_mosaic"] for t in study.trials]
     assert all(isinstance(v, int) and 1 <= v <= 6 for v in values)
     assert values[0] == 1  # the unnamed default 0, clipped into the narrowed range
+
+
+def _nameable_keys() -> list[str]:
+    """Every key a study may name in evolve: YOLOv5's keys the plan accepts and the ultralytics-only
+    arguments (keys without effect on this backend are refused, saying why: tested in test_plan)."""
+    keys = []
+    for key in [*load_search_space(), *load_ultralytics_space()]:
+        try:
+            build_plan("scratch-low", evolve=[key])
+        except InvalidRequest:
+            continue
+        keys.append(key)
+    return keys
+
+
+NAMEABLE = _nameable_keys()
+
+
+def test_the_keys_yolov5_froze_are_nameable() -> None:
+    # YOLOv5 v7.0's --evolve never mutates them (gain 0); a study may still name them.
+    assert {"fliplr", "perspective"} <= set(NAMEABLE)
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_every_key_a_study_names_is_searched(name: str) -> None:
+    # All nameable keys at once, and each alone (the yolov5 sampler draws one factor per generation).
+    plans = [build_plan("scratch-low", evolve=NAMEABLE)] + [build_plan("scratch-low", evolve=[k]) for k in NAMEABLE]
+    for plan in plans:
+        sampler = build_sampler(name, 0, plan.ranges, plan.start_params())
+        study = optuna.create_study(sampler=sampler, direction="maximize")
+        study.enqueue_trial(plan.start_params())  # trial 0: the seed hyps, as every study starts
+        seen: dict[str, set[float]] = {key: set() for key in plan.evolve}
+        for number in range(8):
+            trial = study.ask(plan.distributions())
+            for key, value in trial.params.items():
+                seen[key].add(value)
+            study.tell(trial, float(number % 3))
+        # A named key that kept one value over 8 trials was not searched, whatever the header says.
+        assert all(len(values) > 1 for values in seen.values()), {k: v for k, v in seen.items() if len(v) == 1}
