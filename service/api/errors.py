@@ -25,19 +25,31 @@ _STATUS: dict[type[HypevolveError], int] = {
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` as JSON can carry it: a refused value is echoed back, and NaN, infinities or raw
-    bytes (a body sent as text/plain) would otherwise turn a 422 into a 500."""
+    """``value`` as JSON can carry it: a refused value is echoed back, and NaN, infinities, raw bytes
+    (a body sent as text/plain) or a lone UTF-16 surrogate (JSON's "\\ud800", which no UTF-8 text
+    holds) would otherwise turn a 422 into a 500."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, bytes | bytearray):
         return bytes(value[:1000]).decode("utf-8", "replace")
+    if isinstance(value, str):
+        return text_safe(value)
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {text_safe(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    if value is None or isinstance(value, str | int | float):
+    if value is None or isinstance(value, int | float):
         return value
-    return repr(value)
+    return text_safe(repr(value))
+
+
+def text_safe(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates) written as escapes: ``\\ud800``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -48,9 +60,10 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    body: dict[str, Any] = {"detail": str(exc)}
+    body: dict[str, Any] = {"detail": text_safe(str(exc))}
     if isinstance(exc, InvalidRequest):
-        body["errors"] = [{"field": exc.field, "value": json_safe(exc.value), "message": exc.reason}]
+        field, reason = text_safe(exc.field), text_safe(exc.reason)
+        body["errors"] = [{"field": field, "value": json_safe(exc.value), "message": reason}]
     return JSONResponse(body, status_code=status)
 
 
@@ -58,8 +71,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for error in exc.errors():
-        field = _field_name(tuple(error.get("loc", ())))
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        field = text_safe(_field_name(tuple(error.get("loc", ()))))
+        message = text_safe(str(error.get("msg", "invalid")).removeprefix("Value error, "))
         value = json_safe(error.get("input")) if error.get("type") != "missing" else None
         errors.append({"field": field, "value": value, "message": message})
     detail = "; ".join(

@@ -304,3 +304,33 @@ def test_export_errors_are_json_as_documented(api: httpx.Client, export: str) ->
     documented = api.get("/openapi.json").json()["paths"][f"/studies/{{study_id}}/{export}"]["get"]["responses"]
     assert list(documented["422"]["content"]) == ["application/json"]
     assert list(documented["200"]["content"]) == ["application/x-yaml"]
+
+
+LONE_SURROGATE = [
+    ('"dataset": "\\ud800"', "dataset"),
+    ('"dataset": "shapes/data.yaml", "name": "\\ud800"', "name"),
+    ('"dataset": "shapes/data.yaml", "model": "\\ud800"', "model"),
+    ('"dataset": "shapes/data.yaml", "sampler": "\\ud800"', "sampler"),
+    ('"dataset": "shapes/data.yaml", "pruner": "\\ud800"', "pruner"),
+    ('"dataset": "shapes/data.yaml", "seed_hyp": "\\ud800"', "seed_hyp"),
+    ('"dataset": "shapes/data.yaml", "evolve": ["\\ud800"]', "evolve"),
+    ('"dataset": "shapes/data.yaml", "fixed": {"\\ud800": 1}', "fixed"),
+    # A key that is not even text: the body holds it (the value says which).
+    ('"dataset": "shapes/data.yaml", "\\ud800": 1', "body"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fragment", "field"), LONE_SURROGATE, ids=[f"{i}-{f}" for i, (_, f) in enumerate(LONE_SURROGATE)]
+)
+def test_a_lone_surrogate_in_any_string_gets_422_naming_the_field(
+    api: httpx.Client, settings: Settings, fragment: str, field: str
+) -> None:
+    # JSON may escape half of a UTF-16 pair (\ud800): no UTF-8 text holds it, so the 422 that echoes
+    # it must show it escaped, not fail to encode it (a 500).
+    response = api.post("/studies", content=f"{{{fragment}}}", headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["field"].startswith(field), error
+    assert "\\ud800" in response.text
+    nothing_written(settings)
