@@ -74,6 +74,7 @@ class Confirmation:
     seeds: list[int]
     trainings_done: int
     trainings_total: int
+    confidence: float = 0.95  # of each candidate's interval: 95% for all k together (Bonferroni)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Confirmation:
@@ -89,6 +90,7 @@ class Confirmation:
             seeds=list(data["seeds"]),
             trainings_done=data["trainings_done"],
             trainings_total=data["trainings_total"],
+            confidence=data.get("confidence", 0.95),
         )
 
 

@@ -240,7 +240,10 @@ class VsBaseline(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     mean: float = Field(description="Mean paired difference in fitness to the baseline, seed by seed.")
-    low: float | None = Field(description="95% t-interval on the paired differences; null under 2 seeds.")
+    low: float | None = Field(
+        description="t-interval on the paired differences at the confirmation's confidence (95% for all "
+        "candidates together, Bonferroni); null under 2 seeds."
+    )
     high: float | None
 
 
@@ -279,6 +282,10 @@ class ConfirmationOut(BaseModel):
     seeds: list[int]
     trainings_done: int
     trainings_total: int
+    confidence: float = Field(
+        description="Confidence of each candidate's interval: 1 - 0.05 / k for k candidates (Bonferroni), so "
+        "that all intervals hold together with 95%: the winner is picked on the seeds that measure its gain."
+    )
 
 
 class DatasetOut(BaseModel):

@@ -84,6 +84,11 @@ def _signed(value: float) -> str:
     return f"{value:+.4f}"
 
 
+def _percent(confidence: float) -> str:
+    """95%, 97.5%, 98.33%: as many decimals as the level needs, up to two."""
+    return f"{round(confidence * 100, 2):g}%"
+
+
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -110,7 +115,8 @@ def confirmed_answer(record: StudyRecord, result: ConfirmationResult, batches: t
         )
         verdict = [
             f"verdict: {result.verdict}. Trial {winner.trial} gained {gain} fitness over the seed hyps ({seed_name}), "
-            f"mean of paired differences over {n_seeds} fresh seeds, 95% t-interval {interval}.",
+            f"mean of paired differences over {n_seeds} fresh seeds, {_percent(result.confidence)} t-interval "
+            f"{interval} (Bonferroni over {len(result.candidates)} candidates: 95% for all together).",
         ]
         if result.verdict == "inconclusive":
             verdict.append(

@@ -180,3 +180,28 @@ def test_confirmation_is_planned_once_and_a_restart_enqueues_only_what_is_missin
     assert start_confirmation(study, PLAN, request) == plan
     assert len(study.get_trials(states=[TrialState.WAITING])) == 4
     storage.engine.dispose()
+
+
+def test_intervals_are_bonferroni_corrected_for_the_candidates_compared() -> None:
+    # Three candidates on two seeds: each interval at 1 - 0.05 / 3, so that the three hold together at
+    # 95% (the winner is picked on the seeds that measure it: bench/simulate_verdict.py).
+    plan = ConfirmationPlan(
+        baseline={"lr0": 0.01},
+        candidates={4: {"lr0": 0.02}, 5: {"lr0": 0.03}, 6: {"lr0": 0.04}},
+        screening_fitness={},
+        seeds=[1, 2],
+        epochs=6,
+    )
+    values = {0: (0.20, 0.30), 4: (0.25, 0.33), 5: (0.21, 0.31), 6: (0.19, 0.29)}
+    trials = [
+        _confirming(10 + 2 * entry + i, entry, seed, values[entry][i], TrialState.COMPLETE)
+        for entry in values
+        for i, seed in enumerate((1, 2))
+    ]
+    result = confirmation_result(plan, trials)
+    assert result.confidence == pytest.approx(1 - 0.05 / 3)
+    winner = next(c for c in result.candidates if c.trial == 4)
+    assert winner.vs_baseline is not None
+    # Paired differences 0.05 and 0.03: sd 0.014142; t(1 - 0.05 / 6, 1) = 38.1885 (12.7062 at 95%).
+    assert winner.vs_baseline.low == pytest.approx(0.04 - 38.18846 * 0.01, abs=1e-5)
+    assert (result.verdict, result.winner) == ("inconclusive", 4)
