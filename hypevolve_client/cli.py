@@ -30,6 +30,13 @@ EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_UNSUCCESSFUL = 2, 3, 1
 
 
 def _scalar(text: str) -> Any:
+    """What a user typed, as the JSON type it means: numbers as Python reads them (YAML would keep
+    1e-3 a string), then YAML's words (true, null), else the text itself."""
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text) if text != "" else ""
     except yaml.YAMLError:

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from hyps import HYP_KEYS, SEED_HYPS, YOLOV5_FITNESS_WEIGHTS, load_ultralytics_space
 from service.samplers import SAMPLER_NAMES
@@ -52,13 +52,38 @@ TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
 # the bare name of a weights file in the operator's weights folder (service.data.weights checks it there).
 WEIGHTS_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,124}\.pt"
 _MODEL_PATTERN = re.compile(rf"^(yolov5[nsmlx]6?\.yaml|{WEIGHTS_NAME})$")
+
+
 # Every number a request carries is finite: NaN or an infinity in a hyp, a bound or a weight would
 # make every fitness NaN. Weights are capped so that no fitness can overflow to infinity.
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+def _json_int(value: Any) -> Any:
+    """A JSON integer: a number without a fraction (7 or 7.0), never a string ("7") or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number (a JSON number, not a string or a boolean)")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number")
+    return int(value)
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number, never a string ("0.01") or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number (a JSON number, not a string or a boolean)")
+    return value
+
+
+# A JSON API takes JSON types: numbers as numbers, booleans as booleans; "7" or true for a count is a
+# client's mistake to hear about, not to guess at.
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+JsonBool = Annotated[bool, Field(strict=True)]
+FiniteFloat = Annotated[float, BeforeValidator(_json_number), Field(allow_inf_nan=False)]
 MAX_FITNESS_WEIGHT = 1000.0
 # Confirmation trains this many times longer than screening unless a study says otherwise: short
 # trials favour what helps early, and a choice made on them is checked on longer ones.
 CONFIRM_EPOCHS_FACTOR = 3
+# What a dataset field may be, as the OpenAPI schema says it (service.data.datasets checks it, and
+# more: that it stays inside the data root once links are followed).
+DATASET_PATTERN = r"^[^/].*\.ya?ml$"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -67,22 +92,30 @@ class StudyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(description="A data.yaml path relative to the data root.", min_length=1, max_length=1024)
+    dataset: str = Field(
+        description="A data.yaml path relative to the data root.",
+        min_length=1,
+        max_length=1024,
+        json_schema_extra={"pattern": DATASET_PATTERN},
+    )
     model: str = Field(
         "yolov5n.yaml",
+        json_schema_extra={"pattern": _MODEL_PATTERN.pattern},
         description="A YOLOv5 architecture trained from scratch, yolov5{n,s,m,l,x}[6].yaml, or pretrained weights "
         "to fine-tune: the name of a .pt file in the weights folder (GET /models lists both).",
     )
-    epochs: int = Field(10, ge=1, le=1000, description="Training epochs per trial.")
-    imgsz: int = Field(640, ge=32, le=4096, description="Training image size, a multiple of 32.")
+    epochs: JsonInt = Field(10, ge=1, le=1000, description="Training epochs per trial.")
+    imgsz: JsonInt = Field(
+        640, ge=32, le=4096, json_schema_extra={"multipleOf": 32}, description="Training image size, a multiple of 32."
+    )
     batch: int | float = Field(
         16,
         description="Images per batch (1-1024); -1: the largest batch that fits the trial's GPU (ultralytics' "
         "AutoBatch, 60% of its memory); a fraction such as 0.7: AutoBatch for that share of its memory. A trial on "
         "a part of a GPU (gpus_per_trial < 1) is sized to its part; on a CPU AutoBatch falls back to 16.",
     )
-    n_trials: int = Field(30, ge=1, le=10000, description="Trials in the study, the seed trial included.")
-    parallel: int = Field(1, ge=1, le=1024, description="Trials running at once.")
+    n_trials: JsonInt = Field(30, ge=1, le=10000, description="Trials in the study, the seed trial included.")
+    parallel: JsonInt = Field(1, ge=1, le=1024, description="Trials running at once.")
     # The default is what bench/compare_tuners.py found best; see README, Benchmarks.
     sampler: str = Field("yolov5", description=f"One of {', '.join(SAMPLER_NAMES)}.")
     seed_hyp: str | dict[str, Any] = Field(
@@ -103,21 +136,21 @@ class StudyRequest(BaseModel):
         default_factory=dict,
         description="[low, high] per searched key, inside YOLOv5's bounds (ultralytics' tuner's for its own).",
     )
-    fitness_weights: list[Annotated[float, Field(ge=0, le=MAX_FITNESS_WEIGHT, allow_inf_nan=False)]] = Field(
+    fitness_weights: list[Annotated[FiniteFloat, Field(ge=0, le=MAX_FITNESS_WEIGHT)]] = Field(
         default_factory=lambda: list(YOLOV5_FITNESS_WEIGHTS),
         min_length=4,
         max_length=4,
         description="Weights of [P, R, mAP50, mAP50-95] in the fitness; YOLOv5's [0, 0, 0.1, 0.9] by default.",
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every training.")
+    seed: JsonInt = Field(0, ge=0, le=2**31 - 1, description="Seeds the sampler and every training.")
     pruner: str = Field("none", description=f"Stop trials whose per-epoch fitness trails: {', '.join(PRUNER_NAMES)}.")
-    max_retries: int = Field(
+    max_retries: JsonInt = Field(
         1, ge=0, le=10, description="Retries of a trial whose worker was lost (killed, node gone, no heartbeat)."
     )
-    max_failed_trials: int = Field(
+    max_failed_trials: JsonInt = Field(
         3, ge=1, le=100000, description="The study fails after this many trials failed for good."
     )
-    gpus_per_trial: float | None = Field(
+    gpus_per_trial: FiniteFloat | None = Field(
         None,
         ge=0,
         le=64,
@@ -125,29 +158,34 @@ class StudyRequest(BaseModel):
         description="GPUs per trial: 1, a fraction (0.5 packs two trainings on one GPU), 0 for CPU; "
         "default the GPUS_PER_TRIAL setting, else 1 when the cluster has GPUs.",
     )
-    confirm_top_k: int = Field(
+    confirm_top_k: JsonInt = Field(
         3,
         ge=0,
         le=20,
         description="After screening, train this many of the best distinct trials again, with the seed hyps, on "
         "fresh seeds and for longer, and export the confirmed winner; 0 exports the top screening trial as it is.",
     )
-    confirm_seeds: int = Field(
+    confirm_seeds: JsonInt = Field(
         3, ge=2, le=20, description="Training seeds per confirmed entry, the same for all (paired comparisons)."
     )
-    confirm_epochs: int | None = Field(
+    confirm_epochs: JsonInt | None = Field(
         None,
         ge=1,
         le=3000,
-        description=f"Epochs per confirmation training, at least `epochs`; default {CONFIRM_EPOCHS_FACTOR} x epochs.",
+        description="Epochs per confirmation training; must be at least `epochs` (a shorter one gets 422); default "
+        f"{CONFIRM_EPOCHS_FACTOR} x epochs.",
     )
-    diagnostics: bool = Field(
+    diagnostics: JsonBool = Field(
         True,
         description="Keep ultralytics' plots (results, PR curve, confusion matrix, training batches, labels) of "
         "the winner and the seed hyps: drawn in their first confirmation training, or, without confirmation, in "
         "one more training of screening's best trial. GET /studies/{id}/artifacts lists them.",
     )
-    name: str | None = Field(None, description="Unique; letters, digits, '.', '_', '-'; default study-<id>.")
+    name: str | None = Field(
+        None,
+        json_schema_extra={"pattern": _NAME_PATTERN.pattern},
+        description="Unique; letters, digits, '.', '_', '-' (a letter or digit first, 64 at most); default study-<id>.",
+    )
 
     def confirmation_epochs(self) -> int:
         """Epochs of each confirmation training: as asked, or CONFIRM_EPOCHS_FACTOR x the trials' epochs."""
@@ -166,7 +204,7 @@ class StudyRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        if not _MODEL_PATTERN.match(value):
+        if not _MODEL_PATTERN.fullmatch(value):
             raise ValueError(
                 "must be a YOLOv5 architecture such as yolov5n.yaml, yolov5s.yaml or yolov5m6.yaml, or the bare "
                 "name of a .pt file in the weights folder (GET /models lists both)"
@@ -220,7 +258,7 @@ class StudyRequest(BaseModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME_PATTERN.match(value):
+        if value is not None and not _NAME_PATTERN.fullmatch(value):
             raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         return value
 

@@ -102,7 +102,7 @@ def _check_dataset(data_root: Path, relative: str, field: str) -> dict[str, Any]
     path = (root / relative).resolve()  # follows symlinks, so a link pointing out is caught here
     if not _inside(root, path):
         raise InvalidRequest(field, relative, "is outside the data root")
-    if path.suffix not in (".yaml", ".yml"):
+    if Path(relative).suffix not in (".yaml", ".yml") or path.suffix not in (".yaml", ".yml"):
         raise InvalidRequest(field, relative, "must name a .yaml or .yml file")
     if not path.is_file():
         raise InvalidRequest(field, relative, "does not exist under the data root")

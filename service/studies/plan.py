@@ -181,6 +181,8 @@ def build_plan(
     fixed = dict(fixed or {})
     for key, value in fixed.items():
         _known_key("fixed", key)
+        if key in HELD_KEYS:
+            raise InvalidRequest(f"fixed.{key}", value, f"has no effect on the ultralytics backend: {HELD_KEYS[key]}")
         _check_allowed(f"fixed.{key}", key, value)
 
     if evolve is None:

@@ -33,12 +33,15 @@ def test_fields_parse_as_users_type_them(tmp_path: Path) -> None:
     hyp.write_text("lr0: 0.02\n")
     fields = parse_fields(
         ["epochs=3", "evolve=lr0,momentum", "fixed.mosaic=0.5", "bounds.lr0=0.001,0.05", f"seed_hyp={hyp}",
-         "name=my-study", "gpus_per_trial=0.5", "fitness_weights=0,0,0.1,0.9", "seed_hyp_name=scratch-low"]
+         "name=my-study", "gpus_per_trial=0.5", "fitness_weights=0,0,0.1,0.9", "seed_hyp_name=scratch-low",
+         "fixed.lr0=1e-3", "diagnostics=false"]
     )  # fmt: skip
     assert fields == {
         "epochs": 3,
         "evolve": ["lr0", "momentum"],
-        "fixed": {"mosaic": 0.5},
+        # 1e-3 is a number (YAML alone would keep it a string, which the service refuses).
+        "fixed": {"mosaic": 0.5, "lr0": 0.001},
+        "diagnostics": False,
         "bounds": {"lr0": [0.001, 0.05]},
         "seed_hyp": "lr0: 0.02\n",
         "name": "my-study",

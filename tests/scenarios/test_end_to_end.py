@@ -168,7 +168,7 @@ CONFIGURED = {
         "sampler": "yolov5",
         "seed_hyp": "lr0: 0.02\nmomentum: 0.9\nmixup: 0.0\n",
         "evolve": ["lr0", "momentum", "mixup", "degrees"],
-        "fixed": {"mosaic": 0.5, "obj": 0.8},
+        "fixed": {"mosaic": 0.5, "fliplr": 0.4},
         "bounds": {"lr0": [0.005, 0.05]},
         "fitness_weights": [0.1, 0.1, 0.4, 0.4],
     },

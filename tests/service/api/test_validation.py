@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -94,6 +95,26 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("confirm_epochs", 5000),
     # Shorter than the study's (default 10) epochs: confirmation checks on trainings at least as long.
     ("confirm_epochs", 5),
+    # A name must match whole: "$" alone would let a trailing newline into Content-Disposition.
+    ("name", "n\n"),
+    # JSON types, not guesses: a count given as a string or a boolean is refused, not coerced.
+    ("epochs", "7"),
+    ("epochs", True),
+    ("imgsz", "64"),
+    ("n_trials", "3"),
+    ("parallel", True),
+    ("seed", "0"),
+    ("max_retries", "1"),
+    ("max_failed_trials", True),
+    ("gpus_per_trial", "1"),
+    ("gpus_per_trial", True),
+    ("confirm_top_k", "1"),
+    ("confirm_seeds", True),
+    ("confirm_epochs", "30"),
+    ("epochs", 7.5),
+    ("diagnostics", "yes"),
+    ("diagnostics", 1),
+    ("dataset", "shapes/data"),
 ]
 
 
@@ -186,6 +207,9 @@ def test_bad_search_settings_get_422_naming_key_and_value(
         ({"fixed": {"mosaic": "lots"}}, "fixed.mosaic", "lots"),
         ({"bounds": {"lr0": "wide"}}, "bounds.lr0", "wide"),
         ({"evolve": "lr0"}, "evolve", "lr0"),
+        ({"fixed": {"lr0": "0.01"}}, "fixed.lr0", "0.01"),
+        ({"bounds": {"lr0": ["0.001", 0.05]}}, "bounds.lr0.0", "0.001"),
+        ({"fitness_weights": [0, 0, "0.1", 0.9]}, "fitness_weights.2", "0.1"),
     ],
 )
 def test_malformed_search_settings_get_422(
@@ -334,3 +358,15 @@ def test_a_lone_surrogate_in_any_string_gets_422_naming_the_field(
     assert error["field"].startswith(field), error
     assert "\\ud800" in response.text
     nothing_written(settings)
+
+
+def test_the_openapi_schema_says_what_the_server_checks(api: httpx.Client) -> None:
+    # Generated clients read the schema: what it leaves out, they send and the server then refuses.
+    request = api.get("/openapi.json").json()["components"]["schemas"]["StudyRequest"]["properties"]
+    assert request["imgsz"]["multipleOf"] == 32
+    assert re.fullmatch(request["name"]["pattern"], "shapes-1")
+    assert not re.fullmatch(request["name"]["pattern"], "../x")
+    assert re.search(request["dataset"]["pattern"], "shapes/data.yaml")
+    assert not re.search(request["dataset"]["pattern"], "/etc/data.yaml")
+    assert re.search(request["model"]["pattern"], "yolov5s6.yaml")
+    assert "at least `epochs`" in request["confirm_epochs"]["description"]

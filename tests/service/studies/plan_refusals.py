@@ -17,6 +17,8 @@ REFUSALS: list[tuple[dict[str, Any], str, Any, str]] = [
     ({"evolve": []}, "evolve", [], "at least one key"),
     ({"evolve": ["lr0"], "fixed": {"lr0": 0.01}}, "evolve", "lr0", "also in fixed"),
     ({"fixed": {"nope": 1.0}}, "fixed", "nope", "unknown YOLOv5 hyp key"),
+    # Holding a key without effect is as meaningless as searching it.
+    ({"fixed": {"obj": 1.0}}, "fixed.obj", 1.0, "no effect on the ultralytics backend"),
     ({"fixed": {"mosaic": 1.5}}, "fixed.mosaic", 1.5, "within [0.0, 1.0]"),
     ({"bounds": {"lr0": [0.05, 0.01]}}, "bounds.lr0", [0.05, 0.01], "low must be below high"),
     ({"bounds": {"lr0": [0.01, 0.01]}}, "bounds.lr0", [0.01, 0.01], "low must be below high"),

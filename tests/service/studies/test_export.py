@@ -56,8 +56,8 @@ def test_export_header_says_where_the_values_came_from() -> None:
 
 
 def test_fixed_values_reach_the_export() -> None:
-    hyp = yaml.safe_load(hyp_yaml(*_screening("scratch-low", {"lr0": 0.02}, fixed={"mixup": 0.3, "obj": 0.8})))
-    assert (hyp["lr0"], hyp["mixup"], hyp["obj"]) == (0.02, 0.3, 0.8)
+    hyp = yaml.safe_load(hyp_yaml(*_screening("scratch-low", {"lr0": 0.02}, fixed={"mixup": 0.3, "fliplr": 0.4})))
+    assert (hyp["lr0"], hyp["mixup"], hyp["fliplr"]) == (0.02, 0.3, 0.4)
 
 
 def test_args_yaml_passes_ultralytics_own_config_check() -> None:

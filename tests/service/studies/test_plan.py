@@ -21,10 +21,10 @@ def test_defaults_search_the_effective_keys_from_scratch_low() -> None:
 
 
 def test_fixed_keys_leave_the_default_search_and_win_over_the_seed() -> None:
-    plan = build_plan("scratch-med", fixed={"mosaic": 0.5, "obj": 0.9})
+    plan = build_plan("scratch-med", fixed={"mosaic": 0.5, "hsv_h": 0.02})
     assert "mosaic" not in plan.evolve
     hyp = plan.hyp_for({"lr0": 0.02})
-    assert (hyp["lr0"], hyp["mosaic"], hyp["obj"], hyp["cls"]) == (0.02, 0.5, 0.9, 0.3)
+    assert (hyp["lr0"], hyp["mosaic"], hyp["hsv_h"], hyp["cls"]) == (0.02, 0.5, 0.02, 0.3)
     assert list(hyp) == list(HYP_KEYS)
 
 
