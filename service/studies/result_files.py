@@ -54,6 +54,21 @@ def _float(line: int, column: str, text: Any) -> float:
     return value
 
 
+def _share(line: int, column: str, text: Any) -> float:
+    """A metric (precision, recall, mAP) or ultralytics' fitness: a share, in [0, 1]."""
+    value = _float(line, column, text)
+    if not 0.0 <= value <= 1.0:
+        raise _bad(line, f"{column}: {text!r} is not in [0, 1]")
+    return value
+
+
+def _json_number(line: int, column: str, value: Any) -> float:
+    """A JSON number in a JSON line: "0.01" (a string) or true is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(line, f"{column}: {value!r} is not a JSON number")
+    return _float(line, column, value)
+
+
 def detect_format(text: str) -> str:
     """Guess the format from the first line: JSON lines, YOLOv5's metric columns, or a fitness column."""
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
@@ -91,7 +106,7 @@ def _parse_evolve_csv(text: str) -> list[ImportedResult]:
     results = []
     for number, row in body:
         values = dict(zip(header, row, strict=True))
-        metrics = {ours: _float(number, theirs, values[theirs]) for theirs, ours in _EVOLVE_METRICS.items()}
+        metrics = {ours: _share(number, theirs, values[theirs]) for theirs, ours in _EVOLVE_METRICS.items()}
         hyp = {k: _float(number, k, values[k]) for k in header if k in HYP_KEYS}
         results.append(ImportedResult(number, hyp, metrics, None))
     return results
@@ -105,10 +120,12 @@ def _tuner_values(args: dict[str, float]) -> dict[str, float]:
 
 def _parse_tune_csv(text: str) -> list[ImportedResult]:
     header, body = _csv_rows(text)
+    if "fitness" not in header:
+        raise InvalidRequest("file", "line 1", "a tune-csv needs a 'fitness' column (ultralytics' tune_results.csv)")
     results = []
     for number, row in body:
         values = dict(zip(header, row, strict=True))
-        fitness = _float(number, "fitness", values.pop("fitness"))
+        fitness = _share(number, "fitness", values.pop("fitness"))
         args = {k: _float(number, k, v) for k, v in values.items()}
         results.append(ImportedResult(number, _tuner_values(args), None, fitness))
     return results
@@ -121,7 +138,7 @@ def _mean_metrics(number: int, datasets: Any) -> dict[str, float] | None:
     if not rows:
         return None
     return {
-        ours: sum(_float(number, theirs, m[theirs]) for m in rows) / len(rows)
+        ours: sum(_share(number, theirs, _json_number(number, theirs, m[theirs])) for m in rows) / len(rows)
         for theirs, ours in _ULTRALYTICS_METRICS.items()
     }
 
@@ -135,10 +152,16 @@ def _parse_tune_ndjson(text: str) -> list[ImportedResult]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise _bad(number, f"is not JSON: {exc.msg}") from None
+        except RecursionError:
+            raise _bad(number, "is not JSON hypevolve reads: nested too deep") from None
         if not isinstance(record, dict) or not isinstance(record.get("hyperparameters"), dict):
             raise _bad(number, "needs an object with 'hyperparameters'")
-        args = {k: _float(number, k, v) for k, v in record["hyperparameters"].items()}
-        fitness = _float(number, "fitness", record["fitness"]) if "fitness" in record else None
+        args = {k: _json_number(number, k, v) for k, v in record["hyperparameters"].items()}
+        fitness = (
+            _share(number, "fitness", _json_number(number, "fitness", record["fitness"]))
+            if "fitness" in record
+            else None
+        )
         results.append(
             ImportedResult(number, _tuner_values(args), _mean_metrics(number, record.get("datasets")), fitness)
         )

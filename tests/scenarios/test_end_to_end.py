@@ -133,6 +133,27 @@ def test_imported_evolve_csv_becomes_completed_trials_without_using_the_budget(s
     assert (hyp["lr0"], hyp["mosaic"]) == (0.02, 0.7)
 
 
+@pytest.mark.parametrize(
+    ("body", "fmt", "message"),
+    [
+        (b'{"a":' * 50000 + b"1" + b"}" * 50000, None, "nested too deep"),
+        (evolve_csv([{"metrics/mAP_0.5": 0.5}]), "tune-csv", "needs a 'fitness' column"),
+        (b"fitness,lr0\n1e308,0.01\n", None, "is not in [0, 1]"),
+        (b'{"fitness": 0.5, "hyperparameters": {"lr0": "0.01"}}\n', None, "is not a JSON number"),
+    ],
+    ids=["deep-ndjson", "evolve-csv-as-tune-csv", "huge-fitness", "string-lr0"],
+)
+def test_hostile_results_files_get_422_and_add_nothing(
+    server: httpx.Client, body: bytes, fmt: str | None, message: str
+) -> None:
+    study = server.get("/studies").json()[0]
+    params = {"format": fmt} if fmt else {}
+    refused = server.post(f"/studies/{study['id']}/import", content=body, params=params)
+    assert refused.status_code == 422, refused.text
+    assert message in refused.json()["detail"]
+    assert server.get(f"/studies/{study['id']}").json()["counts"] == study["counts"]
+
+
 def test_stop_cancels_the_running_trial_and_starts_no_more(server: httpx.Client) -> None:
     request = {"dataset": "shapes/data.yaml", "epochs": 50, "imgsz": 64, "n_trials": 4, "parallel": 1,
                "confirm_top_k": 0, "diagnostics": False}  # fmt: skip

@@ -64,6 +64,18 @@ def test_tune_csv_has_only_its_own_fitness() -> None:
         (b"name,score\nx,1\n", None, "name,score", "not a results file"),
         (b"\xff\xfe", None, "body", "not UTF-8"),
         (b"fitness,lr0\n0.2,0.01\n", "yolo-csv", "yolo-csv", "unknown format"),
+        # Bounded metrics and fitness: 1e308 once became a study's best, "fitness 1e+308" in its header.
+        (b"fitness,lr0\n1e308,0.01\n", None, "line 2", r"fitness: '1e308' is not in \[0, 1\]"),
+        (b"fitness,lr0\n-1e308,0.01\n", None, "line 2", r"is not in \[0, 1\]"),
+        (b"metrics/precision,metrics/recall,metrics/mAP_0.5,metrics/mAP_0.5:0.95,lr0\n1e308,1,1,1,0.01\n", None,
+         "line 2", r"metrics/precision: '1e308' is not in \[0, 1\]"),
+        (b"metrics/precision,metrics/recall,metrics/mAP_0.5,metrics/mAP_0.5:0.95,lr0\n-5,1,1,1,0.01\n", None,
+         "line 2", "is not in"),
+        (b'{"fitness": 0.1, "hyperparameters": {"lr0": "0.01"}}\n', None, "line 1", "'0.01' is not a JSON number"),
+        (b'{"fitness": true, "hyperparameters": {"lr0": 0.01}}\n', None, "line 1", "True is not a JSON number"),
+        (b'{"a":' * 50000 + b"1" + b"}" * 50000, None, "line 1", "nested too deep"),
+        # An evolve.csv sent as a tune-csv: no fitness column to read.
+        (b"metrics/precision,lr0\n0.5,0.01\n", "tune-csv", "line 1", "needs a 'fitness' column"),
     ],
 )  # fmt: skip
 def test_malformed_files_are_refused_naming_the_line(body: bytes, fmt: str | None, value: str, message: str) -> None:
