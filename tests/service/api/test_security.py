@@ -51,3 +51,16 @@ def test_loopback_hosts() -> None:
     assert is_loopback("localhost")
     assert not is_loopback("0.0.0.0")
     assert not is_loopback("192.0.2.7")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": f"Bearer {KEY}", "X-API-Key": "wrong"}, {"X-API-Key": KEY, "Authorization": "Bearer wrong"}],
+    ids=["bearer-right", "x-api-key-right"],
+)
+def test_two_different_credentials_are_refused_whichever_comes_first(secured, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    response = secured.get("/studies", headers=headers)
+    assert response.status_code == 401
+    assert "two different API keys" in response.json()["detail"]
+    # The same key twice is one credential.
+    assert secured.get("/studies", headers={"Authorization": f"Bearer {KEY}", "X-API-Key": KEY}).status_code == 200
