@@ -3,14 +3,35 @@ error answers the routes share. Routes import them from here, never from a sibli
 
 from __future__ import annotations
 
+import codecs
+from email.message import Message
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from service.errors import InvalidRequest
 from service.schemas import ErrorOut
 from service.settings import Settings
 from service.studies.controller import StudyController
 from service.studies.views import StudyViews
+
+
+async def json_body(request: Request) -> None:
+    """A JSON request body as RFC 8259 has it: sent as ``application/json`` (with ``charset=utf-8``
+    if any charset) and UTF-8 without a byte-order mark. JSON readers accept more (UTF-16 and -32,
+    any ``+json`` type): one rule, said once, instead of bodies that work by accident."""
+    content_type = request.headers.get("content-type", "")
+    header = Message()
+    header["content-type"] = content_type
+    if header.get_content_type() != "application/json" or (header.get_content_charset() or "utf-8") != "utf-8":
+        raise InvalidRequest("content-type", content_type, "must be application/json (UTF-8)")
+    body = await request.body()
+    if body.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InvalidRequest("body", "byte-order mark", "must be UTF-8 JSON without a byte-order mark")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("body", "undecodable bytes", "must be UTF-8 JSON") from None
 
 
 def get_controller(request: Request) -> StudyController:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from service.api.deps import ERRORS, Controller, StudyId, Views
+from service.api.deps import ERRORS, Controller, StudyId, Views, json_body
 from service.schemas import ArtifactOut, ImportOut, StudyOut, StudyRequest, TrialOut
 from service.studies.views import ARTIFACT_TYPES
 
@@ -17,7 +17,7 @@ ARTIFACT_MEDIA = sorted(set(ARTIFACT_TYPES.values()))
 router = APIRouter(prefix="/studies", tags=["studies"], responses=ERRORS)
 
 
-@router.post("", status_code=201, response_model=StudyOut)
+@router.post("", status_code=201, response_model=StudyOut, dependencies=[Depends(json_body)])
 def create_study(body: StudyRequest, controller: Controller) -> StudyOut:
     """Start a study: trial 0 is the seed hyp file, the sampler proposes the rest."""
     return controller.create_study(body)
