@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -18,7 +17,7 @@ import ray
 from workers.db_retry import first_line, is_transient_db_error, retry_db
 from workers.pruning import build_pruner
 from workers.storage import open_optuna_storage
-from workers.training import Placement, TrialResult, TrialSpec, train_trial
+from workers.training import Placement, StopTraining, TrialResult, TrialSpec, train_trial
 from workers.trial_tags import worker_attrs, write_tags
 
 logger = logging.getLogger(__name__)
@@ -110,34 +109,20 @@ def run_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult:
         lambda: optuna.load_study(study_name=report_to.study_name, storage=storage, pruner=pruner), "load study"
     )
     trial = optuna.trial.Trial(study, trial_id)
-    reported: list[float] = []
-    last_metrics: dict[str, float] = {}
 
     def report(epoch: int, value: float, metrics: dict[str, float]) -> None:
         # Reporting a step again is harmless: Optuna keeps the first value of a step.
         retry_db(lambda: trial.report(value, epoch), f"trial {spec.trial_number} epoch {epoch}")
-        reported.append(value)
-        last_metrics.update(metrics)
         # After the last epoch there is nothing left to save: a finished training is a result, not a
         # pruned one, whatever the pruner would say of its final value.
         if epoch + 1 < spec.epochs and retry_db(trial.should_prune, f"trial {spec.trial_number} pruning"):
-            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+            raise StopTraining(f"pruned after epoch {epoch + 1}")
 
     _limit_cpu_threads()
-    started = time.monotonic()
     device = assigned_device()
     with heartbeat(storage, trial_id, report_to.heartbeat_s):
-        try:
-            result = train_trial(spec, device=device, on_epoch=report)
-        except optuna.TrialPruned:
-            result = TrialResult(
-                fitness=reported[-1],
-                metrics=dict(last_metrics),
-                epochs=reported,
-                duration_s=time.monotonic() - started,
-                device=device,
-                pruned=True,
-            )
+        # A pruned training comes back as what it trained (its batch included), marked pruned.
+        result = train_trial(spec, device=device, on_epoch=report)
     return replace(result, placement=where)
 
 

@@ -162,9 +162,14 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
+class StopTraining(Exception):
+    """Raised by an ``on_epoch`` callback to end a training after that epoch (a pruner said so)."""
+
+
 def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | None = None) -> TrialResult:
     """Train ``spec`` with ultralytics on ``device``; call ``on_epoch(epoch, fitness, metrics)`` after
-    each epoch's validation. The result's fitness is the last epoch's, as in YOLOv5's --evolve."""
+    each epoch's validation. The result's fitness is the last epoch's, as in YOLOv5's --evolve. When
+    ``on_epoch`` raises StopTraining, the result is what was trained so far, marked pruned."""
     check_data_here(spec.data)
     check_weights_here(spec.model)
     started = time.monotonic()
@@ -222,7 +227,11 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
     model.add_callback("on_fit_epoch_end", record_epoch)
     if spec.plots:
         model.add_callback("on_train_epoch_end", plots_on_last_validation)
-    model.train(**train_args_for(spec, device))
+    pruned = False
+    try:
+        model.train(**train_args_for(spec, device))
+    except StopTraining:
+        pruned = True
     if not per_epoch:
         raise RuntimeError(f"training of trial {spec.trial_number} ended without a validated epoch")
     return TrialResult(
@@ -235,4 +244,5 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
         startup=startup,
         batch=batch.get("used"),
         batch_note=batch_note(spec.batch, device, batch.get("used")),
+        pruned=pruned,
     )

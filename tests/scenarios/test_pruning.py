@@ -42,6 +42,8 @@ def test_median_pruner_stops_trials_that_trail(sqlite_server: httpx.Client) -> N
         # Stopped early: fewer epochs than asked, and never before the pruner's warmup (a third).
         assert EPOCHS // 3 < len(trial["epochs"]) < EPOCHS
         assert trial["fitness"] is None
+        # A pruned training still records the batch it trained with, as a completed one does.
+        assert trial["batch"] == 16
     complete = [t for t in trials if t["state"] == "complete"]
     assert all(len(t["epochs"]) == EPOCHS for t in complete)
     # Pruned trials still use the budget: five trials were run in all.

@@ -9,7 +9,7 @@ import yaml
 
 from hyps import load_seed_hyp, translate_hyp
 from service.data.datasets import check_dataset
-from workers.training import TrialResult, TrialSpec, train_trial
+from workers.training import StopTraining, TrialResult, TrialSpec, train_trial
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +82,27 @@ def test_a_node_without_the_data_set_fails_before_training_saying_so(shapes_root
         train_trial(spec)
     # Nothing was trained or written.
     assert not (tmp_path / "out").exists()
+
+
+def test_a_training_stopped_after_an_epoch_is_what_it_trained_marked_pruned(
+    small_shapes_root: Path, tmp_path: Path
+) -> None:
+    data = check_dataset(small_shapes_root, "shapes/data.yaml")
+    spec = TrialSpec(0, data, "yolov5n.yaml", 4, 64, 16, 0, load_seed_hyp("scratch-low"), str(tmp_path / "out"))
+    seen: list[float] = []
+
+    def stop_after_two(epoch: int, value: float, metrics: dict[str, float]) -> None:
+        seen.append(value)
+        if epoch == 1:
+            raise StopTraining("pruned after epoch 2")
+
+    result = train_trial(spec, on_epoch=stop_after_two)
+    assert result.pruned
+    assert result.epochs == seen
+    assert len(result.epochs) == 2
+    assert result.fitness == seen[-1]
+    # What it trained with is known, as for a completed training (a pruned trial shows its batch).
+    assert result.batch == 16
 
 
 @pytest.fixture(scope="module")
