@@ -137,7 +137,13 @@ def test_imported_evolve_csv_becomes_completed_trials_without_using_the_budget(s
     ("body", "fmt", "message"),
     [
         (b'{"a":' * 50000 + b"1" + b"}" * 50000, None, "nested too deep"),
-        (evolve_csv([{"metrics/mAP_0.5": 0.5}]), "tune-csv", "needs a 'fitness' column"),
+        (
+            evolve_csv(
+                [{"metrics/precision": 0.5, "metrics/recall": 0.5, "metrics/mAP_0.5": 0.5, "metrics/mAP_0.5:0.95": 0.3}]
+            ),
+            "tune-csv",
+            "needs a 'fitness' column",
+        ),
         (b"fitness,lr0\n1e308,0.01\n", None, "is not in [0, 1]"),
         (b'{"fitness": 0.5, "hyperparameters": {"lr0": "0.01"}}\n', None, "is not a JSON number"),
     ],
