@@ -96,6 +96,9 @@ class StudyRunner(threading.Thread):
         self._stop_reason: StopReason | None = None
         # The trials dispatched and not settled, and their book: what a crash of the loop must end.
         self._inflight: dict[str, optuna.Trial] = {}
+        # Outcomes Ray has handed over (its driver keeps no handle of them after that) and not yet
+        # recorded: a database error while recording one must not lose it, nor let it be reaped.
+        self._received: dict[str, TaskOutcome] = {}
         self._book: TrialBook | None = None
         self._ray_generation = 0
         # Why the study runs no trials at the moment (Ray lost and being restarted); None while it does.
@@ -123,6 +126,7 @@ class StudyRunner(threading.Thread):
         (requeued, so that resuming the study runs them again). Nothing may stay running for good."""
         self._context.ray.cancel(list(self._inflight))
         self._inflight.clear()
+        self._received.clear()
         if self._book is None:
             return
         try:
@@ -258,16 +262,25 @@ class StudyRunner(threading.Thread):
             self._inflight[self._dispatch(trial, report_to, stage.gpus)] = trial
 
     def _collect(self, stage: _Stage) -> bool:
-        """Wait up to POLL_S for trainings to end and record each; whether any did."""
-        try:
-            ready = self._context.ray.wait(list(self._inflight), POLL_S)
-        except DriverError:
-            self._check_ray()
-            raise
-        for key, outcome in ready:
-            self._settle(stage.book, self._inflight[key], outcome)
-            del self._inflight[key]
-        return bool(ready)
+        """Wait up to POLL_S for trainings to end and record each; whether any did. An outcome is
+        kept until it is recorded: after a database error the next step records it, with no wait."""
+        running = [key for key in self._inflight if key not in self._received]
+        if running:
+            try:
+                ready = self._context.ray.wait(running, 0.0 if self._received else POLL_S)
+            except DriverError:
+                self._check_ray()
+                raise
+            self._received.update(ready)
+        settled = bool(self._received)
+        self._record_received(stage.book)
+        return settled
+
+    def _record_received(self, book: TrialBook) -> None:
+        """Record every outcome in hand; each leaves ``inflight`` once recorded."""
+        for key, outcome in list(self._received.items()):
+            self._settle(book, self._inflight[key], outcome)
+            del self._inflight[key], self._received[key]
 
     def _reap(self, stage: _Stage) -> bool:
         """Every HEARTBEAT_INTERVAL_S, end the trials whose heartbeat went stale; whether any was."""
@@ -299,6 +312,8 @@ class StudyRunner(threading.Thread):
         logger.warning("study %d: Ray lost (%s); waiting for it", self.study_id, reason)
         self.waiting = f"waiting for Ray: {reason}"
         error = f"interrupted: Ray was lost ({reason})"
+        # What ended before Ray was lost is a result, not an interruption.
+        self._retry(partial(self._record_received, book), "record")
         self._context.ray.cancel(list(inflight))
         for trial in inflight.values():
             self._retry(partial(book.fail, trial.number, error, interrupted=True), "interrupt")
@@ -427,7 +442,8 @@ class StudyRunner(threading.Thread):
             self._check_ray()  # silent workers because Ray itself is gone: not their loss
         reaped = False
         for key, trial in list(inflight.items()):
-            if book.trial_id(trial.number) in stale:
+            # A trial whose outcome is in hand ended: its silence is not a lost worker's.
+            if key not in self._received and book.trial_id(trial.number) in stale:
                 self._context.ray.cancel([key])
                 del inflight[key]
                 grace = self._context.settings.HEARTBEAT_GRACE_S
@@ -456,6 +472,7 @@ class StudyRunner(threading.Thread):
             "shutdown": "interrupted: service shut down",
             None: "cancelled: the study failed",
         }[self._stop_reason]
+        self._record_received(book)  # trainings that ended before the stop keep their results
         self._context.ray.cancel(list(inflight))
         for trial in inflight.values():
             book.fail(trial.number, reason, interrupted=True)

@@ -1,6 +1,7 @@
 """A runner whose own code raises mid-study, with a stand-in trainer (tests/fake_trainer.py)
 that makes it raise: the study fails with the reason, no trial is left running, and once the cause
-is gone the failed study resumes and completes."""
+is gone the failed study resumes and completes. And a result whose recording meets a database
+error: recorded once the database answers, never trained again."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy.exc
 
 from service.cluster.runtime import RayLink
 from service.schemas import StudyOut, StudyRequest
 from service.studies.controller import StudyController
+from service.studies.trials import TrialBook
 from tests.conftest import copy_dataset, make_settings
 from tests.fake_trainer import HOLD_S, POISON_FILE
 
@@ -71,3 +75,31 @@ def test_a_crashed_runner_ends_its_trials_and_the_failed_study_resumes(controlle
     assert study.counts["complete"] == 4
     assert study.counts["running"] == 0
     assert study.counts["waiting"] == 0
+
+
+def test_a_result_whose_recording_hits_a_database_error_is_recorded_once_not_trained_again(
+    controller: StudyController, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ray hands a finished trial's outcome over once (its driver keeps no handle of it after that);
+    # the first write of trial 1's result meets a dropped connection. The runner must keep the
+    # outcome and record it when the database answers: not lose it, nor train the trial again.
+    complete = TrialBook.complete
+    failed_once: list[int] = []
+
+    def flaky_complete(book: TrialBook, number: int, value: float, attrs: dict[str, Any]) -> bool:
+        if number == 1 and not failed_once:
+            failed_once.append(number)
+            raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
+        return complete(book, number, value, attrs)
+
+    monkeypatch.setattr(TrialBook, "complete", flaky_complete)
+    request = StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=3, parallel=2)
+    study_id = controller.create_study(request).id
+
+    study = _ended(controller, study_id, timeout=60 + 3 * HOLD_S)
+    assert failed_once == [1]
+    assert study.state == "completed", study
+    assert study.counts == {"running": 0, "waiting": 0, "complete": 3, "pruned": 0, "fail": 0}
+    trials = controller.views.trials(study_id)
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert all(t.retry_of is None for t in trials)
