@@ -11,6 +11,7 @@ import uuid
 import warnings
 
 import optuna
+import ray
 
 from hyps import fitness
 from service.cluster.runtime import RayLink
@@ -68,6 +69,7 @@ class StudyController:
                 f"has no box training can use in its train split ({train.images} images, {train.images_ignored} "
                 f"rejected, {train.background_images} without labels); GET /datasets/{request.dataset}/report says why",
             )
+        self._check_gpus(request)
         plan = build_plan(request.seed_hyp, request.evolve, request.fixed, request.bounds, request.fitness_weights)
         if request.name is not None and (taken := self.store.name_taken_by(request.name)) is not None:
             raise Conflict(f"a study named {request.name!r} already exists (id {taken})")
@@ -89,6 +91,27 @@ class StudyController:
         self.store.set_names(study_id, name)
         self._start_runner(study_id)
         return self.views.get_study(study_id)
+
+    def _check_gpus(self, request: StudyRequest) -> None:
+        """Refuse GPUs per trial that the Ray the study would run on does not have: Ray would queue
+        such trials forever. A local Ray has the GPUs this machine has; a cluster (RAY_ADDRESS, or a
+        Ray this process joined) is asked, which joins it now rather than at the first trial."""
+        asked = request.gpus_per_trial if request.gpus_per_trial is not None else self.settings.GPUS_PER_TRIAL
+        if not asked:
+            return
+        if self.settings.RAY_ADDRESS or ray.is_initialized():
+            have, where = self.ray.connect().get("GPU", 0.0), "the Ray cluster has"
+        else:
+            import torch  # the local Ray sees the GPUs torch sees
+
+            have, where = float(torch.cuda.device_count()), "this machine's local Ray has"
+        if asked > have or (asked < 1 and have < 1):
+            field = (
+                "gpus_per_trial"
+                if request.gpus_per_trial is not None
+                else "gpus_per_trial (the GPUS_PER_TRIAL setting)"
+            )
+            raise InvalidRequest(field, asked, f"{where} {have:g} GPUs; 0 trains on the CPU")
 
     def stop_study(self, study_id: int) -> StudyOut:
         """Cancel running trials and start no more; the study ends ``stopped``."""

@@ -12,6 +12,7 @@ import pytest
 import ray
 
 from service.cluster.runtime import RayLink
+from service.errors import InvalidRequest
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
 from tests.conftest import copy_dataset, make_settings
@@ -97,11 +98,11 @@ def test_default_is_one_gpu_per_trial_when_the_cluster_has_gpus(controller: Stud
     assert [t.batch for t in trials] == [0.7, 0.7]
 
 
-def test_more_gpus_than_the_cluster_has_fails_the_study_with_a_reason(controller: StudyController) -> None:
-    study_id = controller.create_study(
-        StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=1, gpus_per_trial=2)
-    ).id
-    _finished_trials(controller, study_id)
-    study = controller.views.get_study(study_id)
-    assert study.state == "failed"
-    assert study.error == "ValueError: gpus_per_trial 2 but the Ray cluster has 1 GPUs"
+def test_more_gpus_than_the_cluster_has_are_refused_at_creation(controller: StudyController) -> None:
+    # Ray would queue such trials forever: said at creation, before anything is written.
+    request = StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=1, gpus_per_trial=2)
+    with pytest.raises(
+        InvalidRequest, match=r"gpus_per_trial: the Ray cluster has 1 GPUs; 0 trains on the CPU \(got 2"
+    ):
+        controller.create_study(request)
+    assert controller.views.list_studies() == []

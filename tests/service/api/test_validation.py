@@ -395,3 +395,16 @@ def test_the_openapi_schema_says_what_the_server_checks(api: httpx.Client) -> No
     assert not re.search(request["dataset"]["pattern"], "/etc/data.yaml")
     assert re.search(request["model"]["pattern"], "yolov5s6.yaml")
     assert "at least `epochs`" in request["confirm_epochs"]["description"]
+
+
+@pytest.mark.parametrize("gpus", [1, 0.5])
+def test_gpus_this_machine_lacks_are_refused_at_creation(
+    api: httpx.Client, settings: Settings, shapes: str, gpus: float
+) -> None:
+    # This machine has no GPU, and its local Ray no more: a study asking for one would wait forever.
+    response = api.post("/studies", json={"dataset": shapes, "gpus_per_trial": gpus})
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert (error["field"], error["value"]) == ("gpus_per_trial", gpus)
+    assert "0 GPUs; 0 trains on the CPU" in error["message"]
+    nothing_written(settings)
