@@ -124,7 +124,9 @@ def verdict_lines(study: Study) -> list[str]:
             f"  vs seed hyps {gain}{interval}"
         )
     lines.append(f"  noise floor {_fitness(c.noise_floor)}  rank correlation {_fitness(c.rank_correlation)}")
-    lines.append(f"  intervals at {c.confidence:.2%} each: 95% for all {len(c.candidates)} candidates together")
+    k = len(c.candidates)
+    together = f": 95% for all {k} candidates together (Bonferroni)" if k > 1 else ""
+    lines.append(f"  intervals at {c.confidence:.2%}{together}")
     if c.verdict is not None:
         lines.append(f"verdict: {c.verdict}, winner trial {c.winner}")
     return lines

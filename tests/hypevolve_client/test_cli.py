@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from hypevolve_client import Client, ClientError, ServiceUnreachable
-from hypevolve_client.cli import parse_fields, status_line, trial_line
+from hypevolve_client.cli import parse_fields, status_line, trial_line, verdict_lines
 from hypevolve_client.models import Study, Trial
 from tests.conftest import LiveServer, make_settings
 from tests.helpers import free_port
@@ -185,3 +185,20 @@ def test_each_trial_line_names_its_stage() -> None:
     diagnostics = line("diagnostics", 3)
     assert "screening" not in diagnostics
     assert "plots of trial 3" in diagnostics
+
+
+def test_the_verdict_lines_say_the_intervals_confidence() -> None:
+    entry = {"trial": 0, "params": {}, "screening_fitness": None, "fitness_by_seed": {"1": 0.2}, "mean": 0.2}
+    candidate = {**entry, "trial": 4, "vs_baseline": {"mean": 0.01, "low": -0.02, "high": 0.04}}
+    confirmation = {"finished": True, "verdict": "inconclusive", "winner": 4, "baseline": entry,
+                    "candidates": [candidate, {**candidate, "trial": 5}, {**candidate, "trial": 6}],
+                    "noise_floor": 0.01, "rank_correlation": None, "epochs": 9, "seeds": [1, 2, 3],
+                    "trainings_done": 12, "trainings_total": 12, "confidence": 1 - 0.05 / 3}  # fmt: skip
+    study = Study.from_json({"id": 1, "name": "s", "state": "completed", "stage": None, "counts": {}, "best": None,
+                             "confirmation": confirmation, "error": None, "elapsed_s": 1.0, "eta_s": 0.0})  # fmt: skip
+    lines = "\n".join(verdict_lines(study))
+    # Three candidates: each interval at 98.33%, so that the three hold together at 95%.
+    assert "intervals at 98.33%: 95% for all 3 candidates together (Bonferroni)" in lines
+    assert "trial 4" in lines
+    assert "[-0.0200, +0.0400]" in lines
+    assert "verdict: inconclusive, winner trial 4" in lines
