@@ -7,7 +7,16 @@ the API can be reached: a notebook, a CI job, another machine.
 from __future__ import annotations
 
 from hypevolve_client.client import DEFAULT_URL, Client, ClientError, ServiceUnreachable
-from hypevolve_client.models import Best, Confirmation, ConfirmedEntry, ImportResult, Study, Trial
+from hypevolve_client.models import (
+    Best,
+    Confirmation,
+    ConfirmedEntry,
+    ImportResult,
+    PlannedEpochs,
+    Study,
+    Trial,
+    VsBaseline,
+)
 
 __all__ = [
     "DEFAULT_URL",
@@ -17,7 +26,9 @@ __all__ = [
     "Confirmation",
     "ConfirmedEntry",
     "ImportResult",
+    "PlannedEpochs",
     "ServiceUnreachable",
     "Study",
     "Trial",
+    "VsBaseline",
 ]

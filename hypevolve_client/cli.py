@@ -200,6 +200,12 @@ def _start(client: Client, args: argparse.Namespace, console: Console) -> int:
         f"at {r['imgsz']} px on {r['dataset']}, sampler {r['sampler']}, {confirm}",
         highlight=False,
     )
+    if (planned := study.planned_epochs) is not None:
+        console.print(
+            f"it plans {planned.total} training epochs: screening {planned.screening}, confirmation "
+            f"{planned.confirmation}, diagnostics {planned.diagnostics} (at most; retries come on top)",
+            highlight=False,
+        )
     return watch(client, study.id, console) if args.watch else 0
 
 

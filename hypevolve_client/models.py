@@ -95,6 +95,20 @@ class Confirmation:
 
 
 @dataclass(frozen=True)
+class PlannedEpochs:
+    """Training epochs a study plans, by stage (retries of lost trainings come on top)."""
+
+    screening: int
+    confirmation: int
+    diagnostics: int
+    total: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlannedEpochs:
+        return cls(data["screening"], data["confirmation"], data["diagnostics"], data["total"])
+
+
+@dataclass(frozen=True)
 class Study:
     id: int
     name: str
@@ -108,6 +122,7 @@ class Study:
     eta_s: float | None
     request: dict[str, Any] = field(default_factory=dict)
     waiting: str | None = None  # why a running study runs no trial now ("waiting for Ray: ...")
+    planned_epochs: PlannedEpochs | None = None  # None from a service older than this client
 
     @property
     def finished(self) -> bool:
@@ -128,6 +143,7 @@ class Study:
             eta_s=data.get("eta_s"),
             request=dict(data.get("request") or {}),
             waiting=data.get("waiting"),
+            planned_epochs=PlannedEpochs.from_json(data["planned_epochs"]) if data.get("planned_epochs") else None,
         )
 
 

@@ -378,6 +378,18 @@ class ModelsOut(BaseModel):
     )
 
 
+class PlannedEpochsOut(BaseModel):
+    """Training epochs a study plans, by stage: what it will cost, known before it is spent."""
+
+    screening: int = Field(description="n_trials x epochs (pruned trials spend less).")
+    confirmation: int = Field(
+        description="(candidates + the seed hyps) x confirm_seeds x confirm_epochs: the planned entries once "
+        "screening has ended, until then confirm_top_k candidates (fewer when fewer trials differ)."
+    )
+    diagnostics: int = Field(description="epochs of one more training of screening's best, without confirmation.")
+    total: int = Field(description="All of the above. Retries of trainings whose worker was lost come on top.")
+
+
 class StudyOut(BaseModel):
     id: int
     name: str
@@ -391,6 +403,7 @@ class StudyOut(BaseModel):
     finished_at: datetime | None
     elapsed_s: float | None
     eta_s: float | None
+    planned_epochs: PlannedEpochsOut = Field(description="Training epochs the study plans, by stage.")
     stage: Stage | None = Field(
         None,
         description="What the study is doing while queued or running (diagnostics: screening's best trains once "

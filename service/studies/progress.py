@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from optuna.trial import FrozenTrial, TrialState
 
 from hyps import HYP_ARGS, load_ultralytics_space
-from service.schemas import BestOut, ConfirmationOut, DatasetReportOut, StudyOut, StudyState, TrialOut
+from service.schemas import (
+    BestOut,
+    ConfirmationOut,
+    DatasetReportOut,
+    PlannedEpochsOut,
+    StudyOut,
+    StudyState,
+    TrialOut,
+)
 from service.studies.confirmation import ConfirmationResult
 from service.studies.optuna_internals import full_params
 from service.studies.store import BestTrial, StudyRecord
@@ -110,6 +118,24 @@ def _eta_s(record: StudyRecord, trials: Sequence[FrozenTrial], confirmation: Con
     return (screening_left * (screening_s or 0.0) + confirming_left * confirming_s) / parallel
 
 
+def planned_epochs(record: StudyRecord, confirmation: ConfirmationResult | None) -> PlannedEpochsOut:
+    """The training epochs ``record``'s study plans, by stage: its confirmation's own count once
+    screening has ended; before, confirm_top_k candidates (at most the trials besides trial 0)."""
+    request = record.request
+    candidates = min(request.confirm_top_k, request.n_trials - 1)
+    if confirmation is not None:
+        confirming = confirmation.trainings_total * confirmation.epochs
+    elif candidates > 0 and record.state != StudyState.COMPLETED:  # completed without: nothing to confirm
+        confirming = (candidates + 1) * request.confirm_seeds * request.confirmation_epochs()
+    else:
+        confirming = 0
+    # Without a confirmation, screening's best trains once more with its plots.
+    diagnostics = request.epochs if request.diagnostics and confirming == 0 else 0
+    screening = request.n_trials * request.epochs
+    total = screening + confirming + diagnostics
+    return PlannedEpochsOut(screening=screening, confirmation=confirming, diagnostics=diagnostics, total=total)
+
+
 def _stage(record: StudyRecord, trials: Sequence[FrozenTrial], confirmation: ConfirmationResult | None) -> Stage | None:
     """What an unfinished study is doing: screening, confirming, or training screening's best with
     plots on (diagnostics, after a screening with nothing to confirm)."""
@@ -148,6 +174,7 @@ def study_out(
         finished_at=finished,
         elapsed_s=elapsed,
         eta_s=_eta_s(record, trials, confirmation),
+        planned_epochs=planned_epochs(record, confirmation),
         stage=_stage(record, trials, confirmation),
         confirmation=ConfirmationOut.model_validate(confirmation) if confirmation is not None else None,
         waiting=waiting if record.state.unfinished else None,

@@ -79,6 +79,10 @@ def test_start_watch_and_download_through_the_cli(sqlite_server: httpx.Client, t
     lines = run.stdout.splitlines()
     assert lines[0].startswith("study ")
     assert "'cli-study' started: 2 trials x 1 epochs of yolov5n.yaml at 64 px" in lines[0]
+    # What it will cost, said before it is spent: 2 trials x 1 epoch, no confirmation, no diagnostics.
+    assert lines[1] == (
+        "it plans 2 training epochs: screening 2, confirmation 0, diagnostics 0 (at most; retries come on top)"
+    )
     study_id = int(lines[0].split()[1])
     # Not a terminal: plain lines, one per trial as it ended, and the final state.
     assert sum(line.startswith("trial ") for line in lines) == 2

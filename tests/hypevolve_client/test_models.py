@@ -23,6 +23,7 @@ SHAPES = {
     models.ConfirmedEntry: "ConfirmedOut",
     models.VsBaseline: "VsBaseline",
     models.ImportResult: "ImportOut",
+    models.PlannedEpochs: "PlannedEpochsOut",
 }
 
 

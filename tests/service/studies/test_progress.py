@@ -1,0 +1,47 @@
+"""What a study plans to train, shown before it is spent."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from service.schemas import StudyRequest, StudyState
+from service.studies.confirmation import ConfirmationResult, ConfirmedEntry
+from service.studies.plan import build_plan
+from service.studies.progress import planned_epochs
+from service.studies.store import StudyRecord
+from service.studies.tables import utcnow
+
+
+def _record(state: StudyState = StudyState.RUNNING, **request: Any) -> StudyRecord:
+    fields = {"dataset": "shapes/data.yaml", "epochs": 3, "n_trials": 8, **request}
+    return StudyRecord(
+        id=1, name="s", optuna_name="s", state=state, request=StudyRequest(**fields), plan=build_plan("scratch-low"),
+        dataset={}, error=None, created_at=utcnow(), started_at=None, finished_at=None,
+    )  # fmt: skip
+
+
+def test_a_study_plans_screening_then_confirmation() -> None:
+    planned = planned_epochs(_record(), None)
+    # 8 trials x 3 epochs; then 3 candidates and the seed hyps x 3 seeds x 9 epochs (3 x epochs).
+    assert (planned.screening, planned.confirmation, planned.diagnostics) == (24, 108, 0)
+    assert planned.total == 132
+
+
+def test_without_confirmation_the_best_trains_once_more_with_plots() -> None:
+    planned = planned_epochs(_record(confirm_top_k=0), None)
+    assert (planned.confirmation, planned.diagnostics, planned.total) == (0, 3, 27)
+    # With diagnostics off, nothing more; and a study of trial 0 alone has nothing to confirm.
+    assert planned_epochs(_record(confirm_top_k=0, diagnostics=False), None).total == 24
+    assert planned_epochs(_record(n_trials=1), None).confirmation == 0
+
+
+def test_once_confirmation_is_planned_its_own_count_is_shown() -> None:
+    entry = ConfirmedEntry(0, {}, None, {}, None)
+    result = ConfirmationResult(entry, [replace(entry, trial=4)], False, None, None, None, None, epochs=12,
+                                seeds=[1, 2], trainings_done=0, trainings_total=4)  # fmt: skip
+    # Fewer distinct candidates than confirm_top_k: 2 entries x 2 seeds x 12 epochs.
+    assert planned_epochs(_record(confirm_epochs=12), result).confirmation == 48
+    # Completed with nothing to confirm: no confirmation epochs, the diagnostics training instead.
+    done = planned_epochs(_record(StudyState.COMPLETED), None)
+    assert (done.confirmation, done.diagnostics) == (0, 3)
