@@ -58,7 +58,7 @@ def auto_batch_share(batch: float, gpus: float) -> float:
 
 
 @dataclass
-class _Stage:
+class _StageRun:
     """One stage's loop state: what it runs on, the budget used, when heartbeats are next judged,
     whether it recovers from an outage, and the failure that ends it."""
 
@@ -204,7 +204,7 @@ class StudyRunner(threading.Thread):
         requeued. A settled result is dropped from ``inflight`` only once recorded, so a result the
         database missed is recorded on the next try, never lost."""
         settings = self._context.settings
-        stage = _Stage(study, book, space, gpus, screening, used=self._retry(book.budget_used, "budget"))
+        stage = _StageRun(study, book, space, gpus, screening, used=self._retry(book.budget_used, "budget"))
         stage.next_reap = time.monotonic() + settings.HEARTBEAT_INTERVAL_S
         backoff = Backoff(f"study {self.study_id}", settings.DB_PATIENCE_S)
         while self._stop_reason is None and stage.failure is None:
@@ -233,7 +233,7 @@ class StudyRunner(threading.Thread):
             self._retry(lambda: self._cancel(book, self._inflight), "cancel")
         return stage.failure
 
-    def _recover(self, stage: _Stage) -> None:
+    def _recover(self, stage: _StageRun) -> None:
         """After an outage (database or Ray): requeue what was asked but never dispatched, queue the
         retries a failure's write left out, recount the budget, and give workers time to beat again
         before any trial is judged lost (heartbeats could not be written meanwhile)."""
@@ -243,7 +243,7 @@ class StudyRunner(threading.Thread):
         stage.recovering = False
         stage.next_reap = time.monotonic() + 2 * self._context.settings.HEARTBEAT_INTERVAL_S
 
-    def _fill(self, stage: _Stage) -> None:
+    def _fill(self, stage: _StageRun) -> None:
         """Ask for and dispatch trials while fewer than ``parallel`` run and the stage has more."""
         request, settings = self._record.request, self._context.settings
         while len(self._inflight) < request.parallel and stage.more(request.n_trials):
@@ -261,7 +261,7 @@ class StudyRunner(threading.Thread):
             )
             self._inflight[self._dispatch(trial, report_to, stage.gpus)] = trial
 
-    def _collect(self, stage: _Stage) -> bool:
+    def _collect(self, stage: _StageRun) -> bool:
         """Wait up to POLL_S for trainings to end and record each; whether any did. An outcome is
         kept until it is recorded: after a database error the next step records it, with no wait."""
         running = [key for key in self._inflight if key not in self._received]
@@ -282,7 +282,7 @@ class StudyRunner(threading.Thread):
             self._settle(book, self._inflight[key], outcome)
             del self._inflight[key], self._received[key]
 
-    def _reap(self, stage: _Stage) -> bool:
+    def _reap(self, stage: _StageRun) -> bool:
         """Every HEARTBEAT_INTERVAL_S, end the trials whose heartbeat went stale; whether any was."""
         if time.monotonic() < stage.next_reap:
             return False
