@@ -276,9 +276,14 @@ class StudyRunner(threading.Thread):
         self._record_received(stage.book)
         return settled
 
-    def _record_received(self, book: TrialBook) -> None:
-        """Record every outcome in hand; each leaves ``inflight`` once recorded."""
+    def _record_received(self, book: TrialBook, results_only: bool = False) -> None:
+        """Record every outcome in hand; each leaves ``inflight`` once recorded. ``results_only``
+        (Ray lost, or a stop): record finished trainings' results and forget the other outcomes,
+        whose trials are then interrupted with the rest of ``inflight``."""
         for key, outcome in list(self._received.items()):
+            if results_only and outcome.kind != "result":
+                del self._received[key]
+                continue
             self._settle(book, self._inflight[key], outcome)
             del self._inflight[key], self._received[key]
 
@@ -313,7 +318,7 @@ class StudyRunner(threading.Thread):
         self.waiting = f"waiting for Ray: {reason}"
         error = f"interrupted: Ray was lost ({reason})"
         # What ended before Ray was lost is a result, not an interruption.
-        self._retry(partial(self._record_received, book), "record")
+        self._retry(partial(self._record_received, book, results_only=True), "record")
         self._context.ray.cancel(list(inflight))
         for trial in inflight.values():
             self._retry(partial(book.fail, trial.number, error, interrupted=True), "interrupt")
@@ -472,7 +477,7 @@ class StudyRunner(threading.Thread):
             "shutdown": "interrupted: service shut down",
             None: "cancelled: the study failed",
         }[self._stop_reason]
-        self._record_received(book)  # trainings that ended before the stop keep their results
+        self._record_received(book, results_only=True)  # trainings that ended before the stop keep their results
         self._context.ray.cancel(list(inflight))
         for trial in inflight.values():
             book.fail(trial.number, reason, interrupted=True)
