@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial
 
 # What a training is for. screening: a trial the sampler proposed (or trial 0, a retry of either,
 # or a trial imported from a results file); confirmation: a candidate or the seed hyps trained
-# again on a fresh seed, for a planned length (``TrialTags.epochs``: several lengths make rungs);
+# again on a fresh seed, for its rung's length (``TrialTags.rung``, ``TrialTags.epochs``);
 # diagnostics: screening's best trained once more with ultralytics' plots on.
 Stage = Literal["screening", "confirmation", "diagnostics"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
@@ -32,6 +32,7 @@ _STAGE = "stage"  # absent on screening trials
 _CONFIRMS = "confirms"  # the trial whose hyps a confirmation or diagnostics training trains again
 _TRAIN_SEED = "train_seed"
 _EPOCHS = "epochs"  # the length a confirmation training was planned with (absent: the stage's default)
+_RUNG = "rung"  # a confirmation training's rung, 0 the shortest (absent: 0, a study of one rung)
 _SEED_HYP = "seed_hyp"  # on trial 0: the seed hyp file it is
 # On a retry: which trial it repeats, and how many lost-worker retries led to it.
 _RETRY_OF = "retry_of"
@@ -73,6 +74,7 @@ class TrialTags:
     confirms: int | None = None
     train_seed: int | None = None
     epochs: int | None = None
+    rung: int | None = None
     seed_hyp: str | None = None
     retry_of: int | None = None
     attempt: int = 0
@@ -113,6 +115,7 @@ class TrialTags:
             confirms=_int(attrs.get(_CONFIRMS)),
             train_seed=_int(attrs.get(_TRAIN_SEED)),
             epochs=_int(attrs.get(_EPOCHS)),
+            rung=_int(attrs.get(_RUNG)),
             seed_hyp=attrs.get(_SEED_HYP),
             retry_of=_int(attrs.get(_RETRY_OF)),
             attempt=int(attrs.get(_ATTEMPT, 0)),
@@ -149,10 +152,10 @@ class TrialTags:
         return self.is_screening and not self.requeued and not self.imported
 
     def plan(self) -> dict[str, Any]:
-        """The planned tags of this training (stage, entry, seed, length), as stored: what a retry of
-        it is enqueued with, so that it is the same training."""
+        """The planned tags of this training (stage, entry, seed, length, rung), as stored: what a retry
+        of it is enqueued with, so that it is the same training."""
         planned = {_STAGE: None if self.is_screening else self.stage, _CONFIRMS: self.confirms}
-        planned |= {_TRAIN_SEED: self.train_seed, _EPOCHS: self.epochs}
+        planned |= {_TRAIN_SEED: self.train_seed, _EPOCHS: self.epochs, _RUNG: self.rung}
         return {key: value for key, value in planned.items() if value is not None}
 
 
@@ -162,9 +165,11 @@ def write_tags(storage: BaseStorage, trial_id: int, attrs: Mapping[str, Any]) ->
         storage.set_trial_user_attr(trial_id, key, value)
 
 
-def planned_attrs(stage: Stage, confirms: int, train_seed: int, epochs: int | None = None) -> dict[str, Any]:
+def planned_attrs(
+    stage: Stage, confirms: int, train_seed: int, epochs: int | None = None, rung: int | None = None
+) -> dict[str, Any]:
     """The tags of a training enqueued by a stage after screening."""
-    return TrialTags(stage=stage, confirms=confirms, train_seed=train_seed, epochs=epochs).plan()
+    return TrialTags(stage=stage, confirms=confirms, train_seed=train_seed, epochs=epochs, rung=rung).plan()
 
 
 def seed_trial_attrs(seed_hyp: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def _trial(**attrs: object) -> optuna.trial.FrozenTrial:
 
 def test_what_each_writer_writes_reads_back_typed() -> None:
     attrs = {
-        **planned_attrs(CONFIRMATION, 3, 17, 36),
+        **planned_attrs(CONFIRMATION, 3, 17, 36, 2),
         **seed_trial_attrs("scratch-low"),
         **failure_attrs("x" * 5000, interrupted=True, requeued=True),
         **import_attrs("evolve-csv", "upload-1", 4, {"metrics/mAP50(B)": 0.5}),
@@ -36,7 +36,7 @@ def test_what_each_writer_writes_reads_back_typed() -> None:
                        batch_note=None, train_args={"lr0": 0.01}, startup={"imports_s": 1.0}),
     }  # fmt: skip
     tags = TrialTags.of(_trial(**attrs))
-    assert (tags.stage, tags.confirms, tags.train_seed, tags.epochs) == ("confirmation", 3, 17, 36)
+    assert (tags.stage, tags.confirms, tags.train_seed, tags.epochs, tags.rung) == ("confirmation", 3, 17, 36, 2)
     assert tags.seed_hyp == "scratch-low"
     # The error is kept to a few kB.
     assert tags.error == "x" * 4000
@@ -87,7 +87,7 @@ def test_an_unknown_stage_is_refused() -> None:
 
 def test_every_field_has_a_writer() -> None:
     written = {
-        **planned_attrs(CONFIRMATION, 1, 1, 1),
+        **planned_attrs(CONFIRMATION, 1, 1, 1, 0),
         **seed_trial_attrs("s"),
         **retry_attrs(_trial(), 1),
         **failure_attrs("e", interrupted=False, requeued=False),
