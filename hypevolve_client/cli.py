@@ -80,9 +80,11 @@ def status_line(study: Study, clock: bool = True) -> str:
     counts, request = study.counts, study.request
     best = f"{_fitness(study.best.fitness)} (trial {study.best.trial})" if study.best else "-"
     stage = study.stage or study.state
-    if study.confirmation is not None:
-        c = study.confirmation
-        progress = f"confirmation {c.trainings_done}/{c.trainings_total}"
+    rungs = request.get("confirm_rungs", 1)
+    if study.confirmation is not None or study.rungs:
+        c = study.confirmation or study.rungs[-1]
+        rung = f" rung {c.rung + 1}/{rungs} ({c.epochs} epochs)" if rungs > 1 else ""
+        progress = f"confirmation{rung} {c.trainings_done}/{c.trainings_total}"
     else:
         screened = counts.get("complete", 0) + counts.get("pruned", 0)
         progress = f"screening {min(screened, request.get('n_trials', screened))}/{request.get('n_trials', '?')}"
@@ -96,9 +98,10 @@ def status_line(study: Study, clock: bool = True) -> str:
 
 
 def trial_line(trial: Trial) -> str:
+    rung = f" rung {trial.rung}" if trial.rung else ""
     what = {
         "screening": "screening",
-        "confirmation": f"confirms trial {trial.confirms}",
+        "confirmation": f"confirms trial {trial.confirms}{rung}",
         "diagnostics": f"plots of trial {trial.confirms}",
     }[trial.stage]
     result = _fitness(trial.fitness) if trial.state == "complete" else trial.state
@@ -107,10 +110,22 @@ def trial_line(trial: Trial) -> str:
 
 
 def verdict_lines(study: Study) -> list[str]:
+    lines = []
+    for below in study.rungs:
+        gains = {e.trial: e.vs_baseline.mean for e in below.candidates if e.vs_baseline is not None}
+        ranked = "  ".join(f"trial {n} {g:+.4f}" for n, g in sorted(gains.items(), key=lambda kv: -kv[1]))
+        sent = f", promoted {below.promoted}" if below.promoted is not None else ""
+        lines.append(
+            f"rung {below.rung + 1}: {below.epochs} epochs on seeds {below.seeds}, "
+            f"{below.trainings_done}/{below.trainings_total} trainings{sent}"
+        )
+        if ranked:
+            lines.append(f"  gain vs seed hyps: {ranked}")
     c = study.confirmation
     if c is None:
-        return []
-    lines = [f"confirmation: {c.epochs} epochs on seeds {c.seeds}"]
+        return lines
+    top = f" (rung {c.rung + 1}, the top)" if c.rung else ""
+    lines.append(f"confirmation{top}: {c.epochs} epochs on seeds {c.seeds}")
     base = c.baseline
     lines.append(f"  seed hyps (trial 0)  mean {_fitness(base.mean)}")
     for entry in c.candidates:
@@ -190,8 +205,10 @@ def _start(client: Client, args: argparse.Namespace, console: Console) -> int:
     fields = parse_fields(args.fields)
     study = client.start_study(args.dataset, **fields)
     r = study.request
+    rungs = r.get("confirm_rungs", 1)
+    through = f" through {rungs} rungs" if rungs > 1 else ""
     confirm = (
-        f"then confirm the top {r['confirm_top_k']} on {r['confirm_seeds']} seeds"
+        f"then confirm the top {r['confirm_top_k']}{through} on {r['confirm_seeds']} seeds"
         if r.get("confirm_top_k")
         else "no confirmation"
     )

@@ -75,6 +75,8 @@ class Confirmation:
     trainings_done: int
     trainings_total: int
     confidence: float = 0.95  # of each candidate's interval: 95% for all k together (Bonferroni)
+    rung: int = 0  # 0 the shortest; only the top rung gives a verdict
+    promoted: list[int] | None = None  # on a rung below the top: the candidates it sent up
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Confirmation:
@@ -91,6 +93,8 @@ class Confirmation:
             trainings_done=data["trainings_done"],
             trainings_total=data["trainings_total"],
             confidence=data.get("confidence", 0.95),
+            rung=data.get("rung", 0),
+            promoted=data.get("promoted"),
         )
 
 
@@ -123,6 +127,7 @@ class Study:
     request: dict[str, Any] = field(default_factory=dict)
     waiting: str | None = None  # why a running study runs no trial now ("waiting for Ray: ...")
     planned_epochs: PlannedEpochs | None = None  # None from a service older than this client
+    rungs: list[Confirmation] = field(default_factory=list)  # confirmation rungs below the top, lowest first
 
     @property
     def finished(self) -> bool:
@@ -144,6 +149,7 @@ class Study:
             request=dict(data.get("request") or {}),
             waiting=data.get("waiting"),
             planned_epochs=PlannedEpochs.from_json(data["planned_epochs"]) if data.get("planned_epochs") else None,
+            rungs=[Confirmation.from_json(r) for r in data.get("rungs") or []],
         )
 
 
@@ -159,6 +165,8 @@ class Trial:
     epochs: list[float]
     duration_s: float | None
     error: str | None
+    rung: int | None = None  # on a confirmation training
+    train_epochs: int | None = None  # the length it was planned to train
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trial:
@@ -173,6 +181,8 @@ class Trial:
             epochs=list(data.get("epochs") or []),
             duration_s=data.get("duration_s"),
             error=data.get("error"),
+            rung=data.get("rung"),
+            train_epochs=data.get("train_epochs"),
         )
 
 

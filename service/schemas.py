@@ -81,6 +81,9 @@ MAX_FITNESS_WEIGHT = 1000.0
 # Confirmation trains this many times longer than screening unless a study says otherwise: short
 # trials favour what helps early, and a choice made on them is checked on longer ones.
 CONFIRM_EPOCHS_FACTOR = 3
+# Each confirmation rung trains about this many times longer than the one below, and promotes a
+# 1/RUNG_FACTOR share of its candidates (successive halving's factor of 3).
+RUNG_FACTOR = 3
 # What a dataset field may be, as the OpenAPI schema says it (service.data.datasets checks it, and
 # more: that it stays inside the data root once links are followed).
 DATASET_PATTERN = r"^[^/].*\.ya?ml$"
@@ -175,6 +178,16 @@ class StudyRequest(BaseModel):
         description="Epochs per confirmation training; must be at least `epochs` (a shorter one gets 422); default "
         f"{CONFIRM_EPOCHS_FACTOR} x epochs.",
     )
+    confirm_rungs: JsonInt = Field(
+        1,
+        ge=1,
+        le=4,
+        description="Rungs of confirmation trainings, each about 3x longer than the one below and ending at "
+        "confirm_epochs: the lowest trains confirm_top_k x 3^(rungs-1) screening candidates, each rung promotes "
+        "the third with the best paired gain over the seed hyps, and the top rung's confirm_top_k give the "
+        "verdict. Every rung trains its entries and the seed hyps on confirm_seeds fresh seeds. 1: one rung "
+        "at confirm_epochs. The lowest rung must be at least epochs long (confirm_epochs >= epochs x 3^(rungs-1)).",
+    )
     diagnostics: JsonBool = Field(
         True,
         description="Keep ultralytics' plots (results, PR curve, confusion matrix, training batches, labels) of "
@@ -188,7 +201,7 @@ class StudyRequest(BaseModel):
     )
 
     def confirmation_epochs(self) -> int:
-        """Epochs of each confirmation training: as asked, or CONFIRM_EPOCHS_FACTOR x the trials' epochs."""
+        """Epochs of each top-rung confirmation training: as asked, or CONFIRM_EPOCHS_FACTOR x the trials' epochs."""
         return self.confirm_epochs or CONFIRM_EPOCHS_FACTOR * self.epochs
 
     @field_validator("confirm_epochs")
@@ -198,6 +211,36 @@ class StudyRequest(BaseModel):
         if value is not None and epochs is not None and value < epochs:
             raise ValueError(
                 f"must be at least epochs ({epochs}): confirmation checks hyps on trainings as long or longer"
+            )
+        return value
+
+    def rung_epochs(self) -> list[int]:
+        """Each confirmation rung's training length, the shortest first: confirm_epochs / 3 per rung down."""
+        top, rungs = self.confirmation_epochs(), self.confirm_rungs
+        return [top // RUNG_FACTOR ** (rungs - 1 - rung) for rung in range(rungs)]
+
+    def rung_candidates(self) -> list[int]:
+        """How many candidates (besides the seed hyps) each rung trains, the lowest first: confirm_top_k at
+        the top, RUNG_FACTOR times as many on each rung below."""
+        rungs = self.confirm_rungs
+        return [self.confirm_top_k * RUNG_FACTOR ** (rungs - 1 - rung) for rung in range(rungs)]
+
+    @field_validator("confirm_rungs")
+    @classmethod
+    def _rungs_fit(cls, value: int, info: ValidationInfo) -> int:
+        if value == 1:
+            return value
+        if info.data.get("confirm_top_k") == 0:
+            raise ValueError("must be 1 when confirm_top_k is 0: without confirmation there are no rungs")
+        epochs, confirm_epochs = info.data.get("epochs"), info.data.get("confirm_epochs")
+        if epochs is None:
+            return value
+        top = confirm_epochs or CONFIRM_EPOCHS_FACTOR * epochs
+        if top // RUNG_FACTOR ** (value - 1) < epochs:
+            raise ValueError(
+                f"{value} rungs need confirm_epochs of at least epochs x {RUNG_FACTOR ** (value - 1)} "
+                f"({epochs * RUNG_FACTOR ** (value - 1)}), so that the lowest rung trains at least as long as "
+                f"screening; confirm_epochs is {top}"
             )
         return value
 
@@ -324,6 +367,14 @@ class ConfirmationOut(BaseModel):
         description="Confidence of each candidate's interval: 1 - 0.05 / k for k candidates (Bonferroni), so "
         "that all intervals hold together with 95%: the winner is picked on the seeds that measure its gain."
     )
+    rung: int = Field(
+        0, description="Which rung of confirm_rungs, 0 the shortest; the verdict is the top rung's alone."
+    )
+    promoted: list[int] | None = Field(
+        None,
+        description="On a rung below the top, once the rung above is planned: the candidates it promoted (the "
+        "highest mean paired gains over the seed hyps). Null on the top rung.",
+    )
 
 
 class DatasetOut(BaseModel):
@@ -383,8 +434,8 @@ class PlannedEpochsOut(BaseModel):
 
     screening: int = Field(description="n_trials x epochs (pruned trials spend less).")
     confirmation: int = Field(
-        description="(candidates + the seed hyps) x confirm_seeds x confirm_epochs: the planned entries once "
-        "screening has ended, until then confirm_top_k candidates (fewer when fewer trials differ)."
+        description="Over the rungs: (candidates + the seed hyps) x confirm_seeds x the rung's epochs; each rung's "
+        "own entries once planned, until then its planned count (at most the trials besides trial 0)."
     )
     diagnostics: int = Field(description="epochs of one more training of screening's best, without confirmation.")
     total: int = Field(description="All of the above. Retries of trainings whose worker was lost come on top.")
@@ -410,7 +461,14 @@ class StudyOut(BaseModel):
         "more with ultralytics' plots on); null once it has ended.",
     )
     confirmation: ConfirmationOut | None = Field(
-        None, description="Once screening has ended (and confirm_top_k > 0): the confirmation stage and its verdict."
+        None,
+        description="Once its top rung is planned (after screening, and after the rungs below): the confirmation "
+        "stage and its verdict.",
+    )
+    rungs: list[ConfirmationOut] = Field(
+        default_factory=list,
+        description="With confirm_rungs > 1: the rungs below the top, lowest first, each once it is planned (no "
+        "verdict: a rung below promotes).",
     )
     waiting: str | None = Field(
         None,
@@ -449,6 +507,12 @@ class TrialOut(BaseModel):
         None, description="On a confirmation or diagnostics training: the trial whose hyps it trains."
     )
     seed: int | None = Field(None, description="The training seed.")
+    rung: int | None = Field(None, description="On a confirmation training: its rung, 0 the shortest.")
+    train_epochs: int | None = Field(
+        None,
+        description="The epochs this training was planned to run (its rung's length; the study's epochs for "
+        "screening).",
+    )
 
 
 class ArtifactOut(BaseModel):

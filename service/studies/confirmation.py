@@ -20,6 +20,14 @@ all k hold together with 95% confidence: with seed noise alone ``improved`` came
 simulated studies, k 1-5 and 2-8 seeds (bench/simulate_verdict.py; the goal is at most 5%).
 With 2 seeds t is 12.7 even for k = 1, so a verdict of ``improved`` needs more seeds or a very
 steady gain.
+
+Rungs (``confirm_rungs`` > 1): confirmation climbs toward its length through rungs of independent
+trainings, each RUNG_FACTOR times longer than the one below. The lowest rung trains
+``confirm_top_k`` x RUNG_FACTOR^(rungs-1) candidates; each rung promotes the 1/RUNG_FACTOR of its
+candidates with the highest mean paired gain over the seed hyps; the top rung's ``confirm_top_k``
+give the verdict, as above. Every rung trains on seeds of its own, so the top rung's seeds measure
+candidates they did not choose (the correction for the top rung's own pick stays). No rung's
+trainings reach the sampler: it is never asked again once screening has ended.
 """
 
 from __future__ import annotations
@@ -44,7 +52,8 @@ BASELINE_TRIAL = 0  # trial 0 is the seed hyps, enqueued when the study is creat
 CONFIDENCE = 0.95
 # The Optuna study user attribute that records the confirmation plan once screening has ended, so
 # a restarted service confirms the same candidates on the same seeds.
-PLAN_ATTR = "hypevolve_confirmation"
+PLAN_ATTR = "hypevolve_confirmation"  # the top rung's (the only one's, with one rung)
+RUNGS_ATTR = "hypevolve_rungs"  # the rungs' below the top, lowest first, each once it is planned
 
 Verdict = Literal["improved", "inconclusive", "defaults"]
 
@@ -59,7 +68,7 @@ def draws_plots(tags: TrialTags, screening_seed: int) -> bool:
 
 
 def plotting_seed(screening_seed: int) -> int:
-    """The confirmation seed whose trainings keep their plots: the first."""
+    """The confirmation seed whose trainings keep their plots: the top rung's first."""
     return confirmation_seeds(screening_seed, 1)[0]
 
 
@@ -78,6 +87,13 @@ def confirmation_seeds(screening_seed: int, count: int) -> list[int]:
     return [(screening_seed + i) % 2**31 for i in range(1, count + 1)]
 
 
+def rung_seeds(screening_seed: int, count: int, rung: int, rungs: int) -> list[int]:
+    """Rung ``rung``'s ``count`` seeds: the top rung takes the first after the screening seed (as a
+    study of one rung does), each rung below the next ``count``, so that no two rungs share one."""
+    block = rungs - 1 - rung
+    return confirmation_seeds(screening_seed, (block + 1) * count)[block * count :]
+
+
 @dataclass(frozen=True)
 class ConfirmationPlan:
     """What confirmation trains: the baseline and candidates (screening trial numbers with the full
@@ -88,6 +104,7 @@ class ConfirmationPlan:
     screening_fitness: dict[int, float]
     seeds: list[int]
     epochs: int
+    rung: int = 0  # 0 the lowest; the top rung's plan is the one the verdict reads
 
     def entries(self) -> dict[int, dict[str, Any]]:
         """Every confirmed entry by trial number, the baseline first."""
@@ -104,6 +121,7 @@ class ConfirmationPlan:
             "screening_fitness": [[n, v] for n, v in self.screening_fitness.items()],
             "seeds": self.seeds,
             "epochs": self.epochs,
+            "rung": self.rung,
         }
 
     @classmethod
@@ -114,11 +132,12 @@ class ConfirmationPlan:
             screening_fitness={int(n): float(v) for n, v in data["screening_fitness"]},
             seeds=[int(s) for s in data["seeds"]],
             epochs=int(data["epochs"]),
+            rung=int(data.get("rung", 0)),  # plans from before rungs: the one rung
         )
 
 
 def plan_confirmation(
-    plan: StudyPlan, trials: Sequence[FrozenTrial], top_k: int, seeds: list[int], epochs: int
+    plan: StudyPlan, trials: Sequence[FrozenTrial], top_k: int, seeds: list[int], epochs: int, rung: int = 0
 ) -> ConfirmationPlan:
     """The top ``top_k`` completed screening trials by fitness (ties: the earlier trial), distinct in
     the hyps they train with and other than the baseline's, plus the baseline. Imported trials count
@@ -145,41 +164,93 @@ def plan_confirmation(
         seen.add(key(trial.params))
         candidates[trial.number] = full(trial.params)
     screening_fitness = {n: fitness[n] for n in (BASELINE_TRIAL, *candidates) if n in fitness}
-    return ConfirmationPlan(full(start), candidates, screening_fitness, list(seeds), epochs)
+    return ConfirmationPlan(full(start), candidates, screening_fitness, list(seeds), epochs, rung)
 
 
 def saved_plan(study: optuna.Study) -> ConfirmationPlan | None:
-    """The confirmation plan recorded on ``study``, if screening has ended."""
+    """The top rung's confirmation plan recorded on ``study``, once it is planned."""
     return saved_plan_of(study.user_attrs)
 
 
 def saved_plan_of(study_attrs: Mapping[str, Any]) -> ConfirmationPlan | None:
-    """The confirmation plan among a study's user attributes, if screening has ended."""
+    """The top rung's confirmation plan among a study's user attributes, once it is planned."""
     data = study_attrs.get(PLAN_ATTR)
     return ConfirmationPlan.from_json(data) if data else None
 
 
+def saved_rungs_of(study_attrs: Mapping[str, Any]) -> list[ConfirmationPlan]:
+    """Every rung planned so far, the lowest first (the top rung last, once it is planned)."""
+    lower = [ConfirmationPlan.from_json(data) for data in study_attrs.get(RUNGS_ATTR, [])]
+    top = saved_plan_of(study_attrs)
+    return [*lower, top] if top is not None else lower
+
+
+def _record_rung(study: optuna.Study, rung: ConfirmationPlan, top: int) -> None:
+    if rung.rung == top:
+        study.set_user_attr(PLAN_ATTR, rung.to_json())
+    else:
+        lower = [p.to_json() for p in saved_rungs_of(study.user_attrs) if p.rung < rung.rung]
+        study.set_user_attr(RUNGS_ATTR, [*lower, rung.to_json()])
+
+
+def promote(lower: ConfirmationPlan, result: ConfirmationResult, request: StudyRequest) -> ConfirmationPlan:
+    """The plan of the rung above ``lower``, once ``lower`` has finished: its candidates with the highest
+    mean paired gain over the seed hyps (those without a paired number last; ties keep screening's
+    order), on the next rung's seeds and length."""
+    rung = lower.rung + 1
+
+    def gain(entry: ConfirmedEntry) -> float | None:
+        return entry.vs_baseline.mean if entry.vs_baseline is not None else None
+
+    ranked = sorted(result.candidates, key=lambda e: (gain(e) is None, -(gain(e) or 0.0)))
+    chosen = [entry.trial for entry in ranked[: request.rung_candidates()[rung]]]
+    return ConfirmationPlan(
+        baseline=lower.baseline,
+        candidates={n: lower.candidates[n] for n in chosen},
+        screening_fitness={n: v for n, v in lower.screening_fitness.items() if n == BASELINE_TRIAL or n in chosen},
+        seeds=rung_seeds(request.seed, request.confirm_seeds, rung, request.confirm_rungs),
+        epochs=request.rung_epochs()[rung],
+        rung=rung,
+    )
+
+
 def start_confirmation(study: optuna.Study, plan: StudyPlan, request: StudyRequest) -> ConfirmationPlan | None:
-    """Choose the candidates once (recorded on the study, so a restart keeps them), then enqueue each
-    planned training that has no trial yet; None, recording nothing, when no completed screening
-    trial differs from the seed hyps (there is nothing to confirm them against). Each training
-    carries its stage, the trial it confirms and its seed; the runner reads them back when it asks
-    for the trial. The sampler is never asked for a
-    proposal after this point, so the repeated evaluations cannot bias it."""
-    confirmation = saved_plan(study)
+    """The rung to run now, its trainings enqueued; None, recording nothing, when no completed
+    screening trial differs from the seed hyps (there is nothing to confirm them against).
+
+    The lowest rung's candidates are chosen from screening once; a rung that has finished promotes
+    its best to the next rung, until the top. Each plan is recorded on the study when made, so a
+    restarted service runs the same rungs on the same seeds; each planned training that has no
+    trial yet is enqueued (after a restart too), carrying its stage, rung, the trial it confirms,
+    its seed and its length, which the runner reads back when it asks for the trial. The sampler is
+    never asked for a proposal after screening, so the repeated evaluations cannot bias it."""
     trials = study.get_trials(deepcopy=False)
-    if confirmation is None:
-        seeds = confirmation_seeds(request.seed, request.confirm_seeds)
-        confirmation = plan_confirmation(plan, trials, request.confirm_top_k, seeds, request.confirmation_epochs())
-        if not confirmation.candidates:
+    top = request.confirm_rungs - 1
+    rungs = saved_rungs_of(study.user_attrs)
+    if not rungs:
+        seeds = rung_seeds(request.seed, request.confirm_seeds, 0, request.confirm_rungs)
+        first = request.rung_candidates()[0]
+        current = plan_confirmation(plan, trials, first, seeds, request.rung_epochs()[0])
+        if not current.candidates:
             return None
-        study.set_user_attr(PLAN_ATTR, confirmation.to_json())
-    existing = {(tags.confirms, tags.train_seed) for tags in map(TrialTags.of, trials) if tags.stage == CONFIRMATION}
-    for number, seed, params in confirmation.trainings():
+        _record_rung(study, current, top)
+    else:
+        current = rungs[-1]
+        if current.rung < top:
+            below = confirmation_result(current, trials, top=False)
+            if below.finished:
+                current = promote(current, below, request)
+                _record_rung(study, current, top)
+    existing = {
+        (tags.confirms, tags.train_seed)
+        for tags in map(TrialTags.of, trials)
+        if tags.stage == CONFIRMATION and (tags.rung or 0) == current.rung
+    }
+    for number, seed, params in current.trainings():
         if (number, seed) not in existing:
-            attrs = planned_attrs(CONFIRMATION, number, seed, confirmation.epochs)
+            attrs = planned_attrs(CONFIRMATION, number, seed, current.epochs, current.rung)
             study.enqueue_trial(params, user_attrs=attrs)
-    return confirmation
+    return current
 
 
 # -- what the trainings say ---------------------------------------------------------------------
@@ -216,6 +287,8 @@ class ConfirmationResult:
     trainings_done: int = 0
     trainings_total: int = 0
     confidence: float = CONFIDENCE  # of each candidate's interval (corrected_confidence)
+    rung: int = 0
+    promoted: list[int] | None = None  # on a rung below the top: the candidates the next rung trains
 
 
 def corrected_confidence(candidates: int) -> float:
@@ -258,9 +331,10 @@ def decide(baseline: ConfirmedEntry, candidates: Sequence[ConfirmedEntry]) -> tu
     return "inconclusive", winner.trial
 
 
-def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial]) -> ConfirmationResult:
-    """The numbers so far: fitness per entry and seed from the completed confirmation trainings, and
-    once none is waiting or running, the verdict."""
+def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial], top: bool = True) -> ConfirmationResult:
+    """The numbers so far of rung ``plan``: fitness per entry and seed from its completed trainings,
+    and once none is waiting or running, the verdict if it is the ``top`` rung (a rung below only
+    promotes)."""
     fitness: dict[int, dict[int, float]] = {n: {} for n in plan.entries()}
     confidence = corrected_confidence(len(plan.candidates))
     unfinished = False
@@ -268,6 +342,8 @@ def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial]) -
     for trial in trials:
         tags = TrialTags.of(trial)
         if tags.stage != CONFIRMATION or tags.confirms is None or tags.train_seed is None:
+            continue
+        if (tags.rung or 0) != plan.rung:
             continue
         if trial.state in (TrialState.WAITING, TrialState.RUNNING):
             unfinished = True
@@ -292,7 +368,7 @@ def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial]) -
     finished = not unfinished and all((n, s) in present for n, s, _ in plan.trainings())
     verdict: Verdict | None = None
     winner: int | None = None
-    if finished:
+    if finished and top:
         verdict, winner = decide(baseline, candidates)
     base_values = list(baseline.fitness_by_seed.values())
     scored = [c for c in candidates if c.mean is not None and c.screening_fitness is not None]
@@ -312,4 +388,5 @@ def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial]) -
         trainings_done=done,
         trainings_total=len(plan.trainings()),
         confidence=confidence,
+        rung=plan.rung,
     )

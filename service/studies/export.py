@@ -129,7 +129,13 @@ def confirmed_answer(record: StudyRecord, result: ConfirmationResult, batches: t
         *verdict,
         f"confirmed: the seed hyps and {len(result.candidates)} candidate{'s' if len(result.candidates) != 1 else ''} "
         f"each trained {result.epochs} epochs "
-        f"on seeds {result.seeds}",
+        f"on seeds {result.seeds}"
+        + (
+            f", the top of {record.request.confirm_rungs} rungs ({', '.join(map(str, record.request.rung_epochs()))} "
+            "epochs; each promoted its best third on seeds of its own)"
+            if result.rung
+            else ""
+        ),
         f"this entry (trial {winner.trial}): mean fitness {_number(winner.mean)} ({by_seed}); seed hyps mean "
         f"{_number(baseline.mean)}; noise floor (seed hyps' sd across seeds) {_number(result.noise_floor)}",
     ]

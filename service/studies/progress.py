@@ -15,6 +15,7 @@ from service.schemas import (
     DatasetReportOut,
     PlannedEpochsOut,
     StudyOut,
+    StudyRequest,
     StudyState,
     TrialOut,
 )
@@ -50,7 +51,7 @@ def _duration_s(trial: FrozenTrial) -> float | None:
     return None
 
 
-def trial_out(trial: FrozenTrial, screening_seed: int) -> TrialOut:
+def trial_out(trial: FrozenTrial, request: StudyRequest) -> TrialOut:
     tags = TrialTags.of(trial)
     # Where it runs is written before training starts (a running trial has it too); where it ran, at the end.
     placement = tags.worker or {}
@@ -75,8 +76,20 @@ def trial_out(trial: FrozenTrial, screening_seed: int) -> TrialOut:
         batch_note=tags.batch_note,
         stage=tags.stage,
         confirms=tags.confirms,
-        seed=screening_seed if tags.train_seed is None else tags.train_seed,
+        seed=request.seed if tags.train_seed is None else tags.train_seed,
+        rung=(tags.rung or 0) if tags.stage == CONFIRMATION else None,
+        train_epochs=_train_epochs(tags, request),
     )
+
+
+def _train_epochs(tags: TrialTags, request: StudyRequest) -> int | None:
+    """The length a training was planned to run (None for an imported trial: not ours to know)."""
+    if tags.imported:
+        return None
+    if tags.epochs is not None:
+        return tags.epochs
+    # Older confirmation trainings recorded no length: their study's confirmation length.
+    return request.confirmation_epochs() if tags.stage == CONFIRMATION else request.epochs
 
 
 def _hyp_args(train_args: dict[str, object] | None) -> dict[str, object] | None:
@@ -89,46 +102,55 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _eta_s(record: StudyRecord, trials: Sequence[FrozenTrial], confirmation: ConfirmationResult | None) -> float | None:
+def _eta_s(
+    record: StudyRecord, trials: Sequence[FrozenTrial], planned: PlannedEpochsOut, epochs_done: int
+) -> float | None:
     """Seconds left: screening trials still to run at their mean duration, then the confirmation
-    trainings at theirs (before any has run: screening's, scaled by the epochs)."""
+    epochs left (over every rung) at the seconds per epoch its trainings took so far (before any
+    has run: screening's)."""
     if not record.state.unfinished:
         return 0.0 if record.state == StudyState.COMPLETED else None
     request = record.request
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    screening = [TrialTags.of(t).is_screening for t in done]
-    screening_s = _mean([d for t, s in zip(done, screening, strict=True) if s and (d := _duration_s(t)) is not None])
-    confirming_s = _mean(
-        [d for t, s in zip(done, screening, strict=True) if not s and (d := _duration_s(t)) is not None]
-    )
-    if screening_s is None and confirming_s is None:
+    screening_s: list[float] = []
+    per_epoch_s: list[float] = []
+    for trial in trials:
+        tags = TrialTags.of(trial)
+        duration = _duration_s(trial)
+        if trial.state != TrialState.COMPLETE or duration is None or tags.imported:
+            continue
+        if tags.is_screening:
+            screening_s.append(duration)
+        else:
+            per_epoch_s.append(duration / max(1, _train_epochs(tags, request) or request.epochs))
+    if not screening_s and not per_epoch_s:
         return None
+    trial_s = _mean(screening_s)
+    epoch_s = _mean(per_epoch_s) or (trial_s or 0.0) / request.epochs
     finished = sum(counts_toward_budget(t) and t.state.is_finished() for t in trials)
     screening_left = max(0, request.n_trials - finished)
-    if confirmation is not None:
-        confirming_left = confirmation.trainings_total - confirmation.trainings_done
-    elif request.confirm_top_k > 0:
-        confirming_left = (min(request.confirm_top_k, request.n_trials - 1) + 1) * request.confirm_seeds
-    else:
-        confirming_left = 0
-    if confirming_s is None:
-        confirming_s = (screening_s or 0.0) * request.confirmation_epochs() / request.epochs
-    left = screening_left + confirming_left
-    parallel = max(1, min(request.parallel, left or 1))
-    return (screening_left * (screening_s or 0.0) + confirming_left * confirming_s) / parallel
+    confirming_left = max(0, planned.confirmation - epochs_done)
+    return (screening_left * (trial_s or epoch_s * request.epochs) + confirming_left * epoch_s) / max(
+        1, request.parallel
+    )
 
 
-def planned_epochs(record: StudyRecord, confirmation: ConfirmationResult | None) -> PlannedEpochsOut:
-    """The training epochs ``record``'s study plans, by stage: its confirmation's own count once
-    screening has ended; before, confirm_top_k candidates (at most the trials besides trial 0)."""
+def planned_epochs(record: StudyRecord, rungs: Sequence[ConfirmationResult]) -> PlannedEpochsOut:
+    """The training epochs ``record``'s study plans, by stage. Each confirmation rung planned so far
+    counts its own trainings; each rung still to come, its planned candidates (at most the trials
+    besides trial 0, and at most the rung below's) and the seed hyps on confirm_seeds seeds."""
     request = record.request
-    candidates = min(request.confirm_top_k, request.n_trials - 1)
-    if confirmation is not None:
-        confirming = confirmation.trainings_total * confirmation.epochs
-    elif candidates > 0 and record.state != StudyState.COMPLETED:  # completed without: nothing to confirm
-        confirming = (candidates + 1) * request.confirm_seeds * request.confirmation_epochs()
-    else:
-        confirming = 0
+    by_rung = {rung.rung: rung for rung in rungs}
+    confirming = 0
+    candidates = request.n_trials - 1  # trial 0 is the seed hyps
+    # Nothing to confirm: no other trial, or completed without a rung.
+    if candidates > 0 and request.confirm_top_k > 0 and (rungs or record.state != StudyState.COMPLETED):
+        for rung, (count, epochs) in enumerate(zip(request.rung_candidates(), request.rung_epochs(), strict=True)):
+            candidates = min(count, candidates)
+            if (result := by_rung.get(rung)) is not None:
+                candidates = len(result.candidates)
+                confirming += result.trainings_total * result.epochs
+            else:
+                confirming += (candidates + 1) * request.confirm_seeds * epochs
     # Without a confirmation, screening's best trains once more with its plots.
     diagnostics = request.epochs if request.diagnostics and confirming == 0 else 0
     screening = request.n_trials * request.epochs
@@ -136,12 +158,22 @@ def planned_epochs(record: StudyRecord, confirmation: ConfirmationResult | None)
     return PlannedEpochsOut(screening=screening, confirmation=confirming, diagnostics=diagnostics, total=total)
 
 
-def _stage(record: StudyRecord, trials: Sequence[FrozenTrial], confirmation: ConfirmationResult | None) -> Stage | None:
-    """What an unfinished study is doing: screening, confirming, or training screening's best with
-    plots on (diagnostics, after a screening with nothing to confirm)."""
+def confirmation_epochs_done(trials: Sequence[FrozenTrial], request: StudyRequest) -> int:
+    """Epochs of the confirmation trainings that have ended (completed or failed for good)."""
+    done = 0
+    for trial in trials:
+        tags = TrialTags.of(trial)
+        if tags.stage == CONFIRMATION and trial.state.is_finished() and not tags.requeued:
+            done += _train_epochs(tags, request) or 0
+    return done
+
+
+def _stage(record: StudyRecord, trials: Sequence[FrozenTrial], rungs: Sequence[ConfirmationResult]) -> Stage | None:
+    """What an unfinished study is doing: screening, confirming (a rung is planned), or training
+    screening's best with plots on (diagnostics, after a screening with nothing to confirm)."""
     if not record.state.unfinished:
         return None
-    if confirmation is not None:
+    if rungs:
         return CONFIRMATION
     if any(TrialTags.of(t).stage == DIAGNOSTICS for t in trials):
         return DIAGNOSTICS
@@ -152,10 +184,15 @@ def study_out(
     record: StudyRecord,
     best: BestTrial | None,
     trials: Sequence[FrozenTrial],
-    confirmation: ConfirmationResult | None = None,
+    rungs: Sequence[ConfirmationResult] = (),
     waiting: str | None = None,
     dataset_report: DatasetReportOut | None = None,
 ) -> StudyOut:
+    """``rungs``: the confirmation rungs planned so far, lowest first; the last is the top rung (the
+    confirmation shown) once ``record``'s confirm_rungs are all planned."""
+    top = [r for r in rungs if r.rung == record.request.confirm_rungs - 1]
+    confirmation = top[0] if top else None
+    planned = planned_epochs(record, rungs)
     counts = Counter(_STATE_NAMES[t.state] for t in trials)
     started, finished = as_utc(record.started_at), as_utc(record.finished_at)
     elapsed = ((finished or utcnow()) - started).total_seconds() if started else None
@@ -173,10 +210,11 @@ def study_out(
         started_at=started,
         finished_at=finished,
         elapsed_s=elapsed,
-        eta_s=_eta_s(record, trials, confirmation),
-        planned_epochs=planned_epochs(record, confirmation),
-        stage=_stage(record, trials, confirmation),
+        eta_s=_eta_s(record, trials, planned, confirmation_epochs_done(trials, record.request)),
+        planned_epochs=planned,
+        stage=_stage(record, trials, rungs),
         confirmation=ConfirmationOut.model_validate(confirmation) if confirmation is not None else None,
+        rungs=[ConfirmationOut.model_validate(r) for r in rungs if r is not confirmation],
         waiting=waiting if record.state.unfinished else None,
         dataset_report=dataset_report,
     )

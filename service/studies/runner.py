@@ -162,9 +162,14 @@ class StudyRunner(threading.Thread):
         screened = self._retry(screened_trials, "screening's results")
         confirming = self._stop_reason is None and failure is None and screened and request.confirm_top_k > 0
         confirmed = False
-        if confirming and self._retry(lambda: start_confirmation(study, plan, request), "confirmation") is not None:
-            failure = self._drain(study, book, space, gpus, screening=False)
+        while confirming:
+            # One rung at a time: each is planned (and promoted into) once the one below has ended.
+            rung = self._retry(lambda: start_confirmation(study, plan, request), "confirmation")
+            if rung is None:
+                break
             confirmed = True
+            failure = self._drain(study, book, space, gpus, screening=False)
+            confirming = failure is None and self._stop_reason is None and rung.rung < request.confirm_rungs - 1
         # Without a confirmation (off, or nothing to confirm), the best trial trains once more with
         # ultralytics' plots on: the diagnostics its user looks at before trusting it.
         diagnosing = (
@@ -351,7 +356,7 @@ class StudyRunner(threading.Thread):
 
     def _spec(self, trial: optuna.Trial, gpus: float = 1.0) -> TrialSpec:
         """What trial ``trial`` trains: a screening trial at the study's seed and epochs; a confirmation
-        training at the seed it was enqueued with, for confirmation's epochs. On ``gpus`` < 1 (a part
+        training at the seed it was enqueued with, for its rung's epochs. On ``gpus`` < 1 (a part
         of a GPU), AutoBatch is asked for that part of the GPU's memory, not for the whole of it."""
         settings, request, plan = self._context.settings, self._record.request, self._record.plan
         tags = TrialTags.of(trial)

@@ -5,6 +5,7 @@ commands do)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from service.studies.confirmation import (
     ConfirmationResult,
     confirmation_result,
     plotting_seed,
-    saved_plan_of,
+    saved_rungs_of,
 )
 from service.studies.export import Answer, args_yaml, confirmed_answer, hyp_yaml, screening_answer
 from service.studies.plots import evolve_png
@@ -80,11 +81,12 @@ class StudyViews:
         if not record.request.diagnostics:
             raise NotReady(f"study {record.id} was created with diagnostics off: it keeps no plots")
         trials = self._trials(record)
-        result = self._confirmation(record, trials)
+        rungs = self._rungs(record, trials)
         drawn: dict[str, optuna.trial.FrozenTrial | None]
         completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if result is not None:
-            if not result.finished or result.winner is None:
+        if rungs:
+            result = rungs[-1]
+            if result.rung != record.request.confirm_rungs - 1 or not result.finished or result.winner is None:
                 raise NotReady("the winner's plots come once confirmation has finished")
             seed = plotting_seed(record.request.seed)
 
@@ -116,7 +118,7 @@ class StudyViews:
 
     def trials(self, study_id: int) -> list[TrialOut]:
         record = self.store.get(study_id)
-        return [trial_out(t, record.request.seed) for t in self._trials(record)]
+        return [trial_out(t, record.request) for t in self._trials(record)]
 
     def hyp_yaml(self, study_id: int, source: ExportSource = "confirmation") -> tuple[str, str]:
         """The study's answer as a YOLOv5 hyp file, and the study's name; NotReady before a trial completes."""
@@ -152,7 +154,13 @@ class StudyViews:
         result = self._confirmation(record, trials) if source == "confirmation" else None
         if result is not None and result.finished and result.winner is not None:
             winner = result.winner
-            behind = [t for t in trials if (tags := TrialTags.of(t)).stage == CONFIRMATION and tags.confirms == winner]
+            behind = [
+                t
+                for t in trials
+                if (tags := TrialTags.of(t)).stage == CONFIRMATION
+                and tags.confirms == winner
+                and (tags.rung or 0) == result.rung
+            ]
             return record, confirmed_answer(record, result, _batches(behind))
         best = self.store.best(study_id)
         if best is None:
@@ -176,9 +184,23 @@ class StudyViews:
     def _confirmation(
         self, record: StudyRecord, trials: list[optuna.trial.FrozenTrial], attrs: dict[str, Any] | None = None
     ) -> ConfirmationResult | None:
-        """The confirmation stage's numbers, once screening has ended and it was planned."""
-        plan = saved_plan_of(self._study_attrs(record) if attrs is None else attrs)
-        return confirmation_result(plan, trials) if plan is not None else None
+        """The confirmation's top rung and its numbers, once it is planned."""
+        rungs = self._rungs(record, trials, attrs)
+        top = rungs[-1] if rungs else None
+        return top if top is not None and top.rung == record.request.confirm_rungs - 1 else None
+
+    def _rungs(
+        self, record: StudyRecord, trials: list[optuna.trial.FrozenTrial], attrs: dict[str, Any] | None = None
+    ) -> list[ConfirmationResult]:
+        """Every confirmation rung planned so far and its numbers, lowest first; a rung below the top
+        says which candidates it promoted once the next is planned."""
+        plans = saved_rungs_of(self._study_attrs(record) if attrs is None else attrs)
+        top = record.request.confirm_rungs - 1
+        results = [confirmation_result(plan, trials, top=plan.rung == top) for plan in plans]
+        return [
+            replace(result, promoted=list(plans[i + 1].candidates)) if i + 1 < len(plans) else result
+            for i, result in enumerate(results)
+        ]
 
     def _out(self, record: StudyRecord, best: BestTrial | None) -> StudyOut:
         trials = self._trials(record)
@@ -188,7 +210,7 @@ class StudyViews:
             record,
             best,
             trials,
-            self._confirmation(record, trials, attrs),
+            self._rungs(record, trials, attrs),
             self._waiting(record.id),
             DatasetReportOut.model_validate(report) if report else None,
         )

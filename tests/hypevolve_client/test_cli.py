@@ -206,3 +206,26 @@ def test_the_verdict_lines_say_the_intervals_confidence() -> None:
     assert "trial 4" in lines
     assert "[-0.0200, +0.0400]" in lines
     assert "verdict: inconclusive, winner trial 4" in lines
+
+
+def test_the_lines_follow_a_study_up_its_rungs() -> None:
+    entry = {"trial": 0, "params": {}, "screening_fitness": None, "fitness_by_seed": {"3": 0.2}, "mean": 0.2}
+    lowest = {"finished": True, "verdict": None, "winner": None, "baseline": entry,
+              "candidates": [{**entry, "trial": 4, "vs_baseline": {"mean": -0.01, "low": None, "high": None}},
+                             {**entry, "trial": 5, "vs_baseline": {"mean": 0.03, "low": None, "high": None}}],
+              "noise_floor": None, "rank_correlation": None, "epochs": 3, "seeds": [3, 4], "trainings_done": 6,
+              "trainings_total": 6, "rung": 0, "promoted": [5]}  # fmt: skip
+    top = {**lowest, "finished": False, "candidates": lowest["candidates"][1:], "epochs": 9, "seeds": [1, 2],
+           "trainings_done": 1, "trainings_total": 4, "rung": 1, "promoted": None}  # fmt: skip
+    answer = {"id": 1, "name": "s", "state": "running", "stage": "confirmation",
+              "request": {"n_trials": 4, "confirm_rungs": 2}, "counts": {}, "best": None, "confirmation": None,
+              "rungs": [lowest], "error": None, "elapsed_s": 60.0, "eta_s": None}  # fmt: skip
+    # While the lowest rung is the last planned, the status line counts its trainings.
+    assert "confirmation rung 1/2 (3 epochs) 6/6" in status_line(Study.from_json(answer), clock=False)
+    climbing = Study.from_json({**answer, "confirmation": top})
+    assert "confirmation rung 2/2 (9 epochs) 1/4" in status_line(climbing, clock=False)
+    lines = verdict_lines(climbing)
+    # The rung below: its length, seeds, the gains it ranked by (best first) and what it promoted.
+    assert lines[0] == "rung 1: 3 epochs on seeds [3, 4], 6/6 trainings, promoted [5]"
+    assert lines[1] == "  gain vs seed hyps: trial 5 +0.0300  trial 4 -0.0100"
+    assert lines[2] == "confirmation (rung 2, the top): 9 epochs on seeds [1, 2]"

@@ -144,19 +144,24 @@ def test_confirmation_off_exports_the_top_screening_trial(sqlite_server: httpx.C
     assert "verdict" not in text
 
 
-def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_path: Path) -> None:
+# Two rungs: the lowest at 1 epoch (3 / 3) on seeds 3 and 4 trains every candidate screening has (at most
+# 3 x confirm_top_k), the top at 3 epochs on seeds 1 and 2 trains the one it promotes.
+RUNGS = {**STUDY, "confirm_rungs": 2, "confirm_epochs": 3}
+
+
+def test_a_service_killed_during_a_rung_resumes_it_and_climbs_to_the_verdict(shapes_root: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hypevolve.db'}"
     env = {**os.environ, **HEARTBEAT}
     process, server = start_server(tmp_path, shapes_root, url, env)
-    study_id = server.post("/studies", json=STUDY).json()["id"]
+    study_id = server.post("/studies", json=RUNGS).json()["id"]
 
-    def confirming() -> bool:
+    def in_the_lowest_rung() -> bool:
         study = server.get(f"/studies/{study_id}").json()
         running = [t for t in server.get(f"/studies/{study_id}/trials").json() if t["state"] == "running"]
-        return study["stage"] == "confirmation" and any(t["stage"] == "confirmation" for t in running)
+        return bool(study["rungs"]) and any(t["stage"] == "confirmation" for t in running)
 
-    wait_for(confirming, 600, "a confirmation training to run")
-    plan_before = server.get(f"/studies/{study_id}").json()["confirmation"]
+    wait_for(in_the_lowest_rung, 600, "a training of the lowest rung to run")
+    lowest_before = server.get(f"/studies/{study_id}").json()["rungs"][0]
     process.send_signal(signal.SIGKILL)
     process.wait(30)
     server.close()
@@ -166,34 +171,74 @@ def test_a_service_killed_during_confirmation_resumes_it(shapes_root: Path, tmp_
         study = run_to_end(server, study_id, timeout=900)
         assert study["state"] == "completed", study
         trials = server.get(f"/studies/{study_id}/trials").json()
-        # One or two confirmation trainings ran when the service was killed (parallel 2).
+        # One or two trainings of the lowest rung ran when the service was killed (parallel 2).
         cut = [t for t in trials if t["error"] == "interrupted: the service stopped while it ran"]
         assert 1 <= len(cut) <= 2, cut
         for trial in cut:
-            assert trial["stage"] == "confirmation"
-            # Its retry is the same training: same entry, same seed, same params.
+            assert (trial["stage"], trial["rung"], trial["train_epochs"]) == ("confirmation", 0, 1)
             [retry] = [t for t in trials if t["retry_of"] == trial["number"]]
-            assert retry["stage"] == "confirmation"
-            for key in ("confirms", "seed", "params"):
+            for key in ("stage", "rung", "train_epochs", "confirms", "seed", "params"):
                 assert retry[key] == trial[key], key
-        # The restart kept the plan: the same candidates on the same seeds, nothing trained twice.
-        after = study["confirmation"]
-        # Every confirmation training trained the hyps of the entry it confirms, the retries included.
-        planned = {entry["trial"]: entry["params"] for entry in (after["baseline"], *after["candidates"])}
-        for trial in trials:
-            if trial["stage"] == "confirmation":
-                assert trial["params"] == planned[trial["confirms"]], trial
-        assert [c["trial"] for c in after["candidates"]] == [c["trial"] for c in plan_before["candidates"]]
-        assert study["counts"] == {"running": 0, "waiting": 0, "complete": 7, "pruned": 0, "fail": len(cut)}
-        # Every confirmation training, the retry included, trained the confirmation's 2 epochs.
-        assert {len(t["epochs"]) for t in trials if t["stage"] == "confirmation" and t["state"] == "complete"} == {2}
-        _check_confirmation_counts(trials)
+        [lowest] = study["rungs"]
+        # The restart kept the lowest rung's plan.
+        assert [c["trial"] for c in lowest["candidates"]] == [c["trial"] for c in lowest_before["candidates"]]
+        _check_rungs(server, study, trials)
+        assert study["counts"]["fail"] == len(cut)
     finally:
         stop_server(process, server)
 
 
-def _check_confirmation_counts(trials: list[dict[str, Any]]) -> None:
-    done = [(t["confirms"], t["seed"]) for t in trials if t["stage"] == "confirmation" and t["state"] == "complete"]
+def _check_rungs(server: httpx.Client, study: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+    """What must hold of a finished study with RUNGS's settings, against the trials' own values."""
+    screening = [t for t in trials if t["stage"] == "screening" and t["state"] == "complete"]
+    assert len(screening) == 3
+    done = [t for t in trials if t["stage"] == "confirmation" and t["state"] == "complete"]
     # Every planned training completed exactly once.
-    assert sorted(done) == sorted(set(done))
-    assert len(done) == 4
+    keys = [(t["rung"], t["confirms"], t["seed"]) for t in done]
+    assert sorted(keys) == sorted(set(keys))
+    [lowest], top = study["rungs"], study["confirmation"]
+    assert (lowest["rung"], lowest["epochs"], lowest["seeds"], lowest["verdict"]) == (0, 1, [3, 4], None)
+    assert (top["rung"], top["epochs"], top["seeds"]) == (1, 3, [1, 2])
+    # The lowest rung trained screening's candidates other than the seed hyps (distinct ones; at most 3).
+    others = {t["number"] for t in screening if t["params"] != screening[0]["params"]}
+    assert {c["trial"] for c in lowest["candidates"]} == others
+    for rung, entry_numbers, seeds, epochs in (
+        (0, [0, *others], (3, 4), 1),
+        (1, [0, *(c["trial"] for c in top["candidates"])], (1, 2), 3),
+    ):
+        trained = [t for t in done if t["rung"] == rung]
+        assert sorted((t["confirms"], t["seed"]) for t in trained) == sorted(
+            (n, s) for n in entry_numbers for s in seeds
+        )
+        assert {len(t["epochs"]) for t in trained} == {epochs}
+        assert {t["train_epochs"] for t in trained} == {epochs}
+
+    def gains(rung: int) -> dict[int, float]:
+        own = {(t["confirms"], t["seed"]): t["fitness"] for t in done if t["rung"] == rung}
+        base = {s: v for (n, s), v in own.items() if n == 0}
+        return {
+            n: statistics.fmean(v - base[s] for (m, s), v in own.items() if m == n)
+            for n in {n for n, _ in own if n != 0}
+        }
+
+    # The lowest rung promoted its best mean paired gain over the seed hyps (ties: screening's order).
+    low_gains = gains(0)
+    best = max(low_gains.values())
+    assert lowest["promoted"] == [c["trial"] for c in top["candidates"]]
+    [promoted] = lowest["promoted"]
+    assert low_gains[promoted] == pytest.approx(best)
+    # The verdict is the top rung's, from its own trainings.
+    [candidate] = top["candidates"]
+    assert candidate["vs_baseline"]["mean"] == pytest.approx(gains(1)[candidate["trial"]])
+    winner = candidate if candidate["mean"] > top["baseline"]["mean"] else top["baseline"]
+    assert top["winner"] == winner["trial"]
+    hyp = yaml.safe_load(server.get(f"/studies/{study['id']}/hyp.yaml").text)
+    assert {k: hyp[k] for k in winner["params"]} == winner["params"]
+    header = server.get(f"/studies/{study['id']}/hyp.yaml").text
+    assert "each trained 3 epochs on seeds [1, 2], the top of 2 rungs (1, 3 epochs" in header
+    assert f"verdict: {top['verdict']}." in header
+    # The plots are the top rung's: its first seed.
+    listed = server.get(f"/studies/{study['id']}/artifacts").json()
+    drew = {t["number"] for t in done if t["rung"] == 1 and t["seed"] == 1}
+    assert listed
+    assert {a["trial"] for a in listed} <= drew

@@ -96,6 +96,11 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("confirm_epochs", 5000),
     # Shorter than the study's (default 10) epochs: confirmation checks on trainings at least as long.
     ("confirm_epochs", 5),
+    ("confirm_rungs", 0),
+    ("confirm_rungs", 5),
+    ("confirm_rungs", "2"),
+    # 3 rungs to the default 30 confirmation epochs: a lowest rung of 3 epochs, shorter than the trials' 10.
+    ("confirm_rungs", 3),
     # A name must match whole: "$" alone would let a trailing newline into Content-Disposition.
     ("name", "n\n"),
     # JSON types, not guesses: a count given as a string or a boolean is refused, not coerced.
@@ -156,6 +161,14 @@ def test_download_key_in_data_yaml_gets_422(api: httpx.Client, settings: Setting
     response = api.post("/studies", json={"dataset": own_shapes})
     assert response.status_code == 422
     assert "'download' key" in response.json()["detail"]
+    nothing_written(settings)
+
+
+def test_rungs_without_confirmation_get_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
+    response = api.post("/studies", json={"dataset": shapes, "confirm_top_k": 0, "confirm_rungs": 2})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "confirm_rungs"
+    assert "confirm_top_k is 0" in response.json()["detail"]
     nothing_written(settings)
 
 

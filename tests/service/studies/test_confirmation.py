@@ -19,6 +19,7 @@ from service.studies.confirmation import (
     decide,
     paired_interval,
     plan_confirmation,
+    rung_seeds,
     saved_plan,
     spearman,
     start_confirmation,
@@ -205,3 +206,82 @@ def test_intervals_are_bonferroni_corrected_for_the_candidates_compared() -> Non
     # Paired differences 0.05 and 0.03: sd 0.014142; t(1 - 0.05 / 6, 1) = 38.1885 (12.7062 at 95%).
     assert winner.vs_baseline.low == pytest.approx(0.04 - 38.18846 * 0.01, abs=1e-5)
     assert (result.verdict, result.winner) == ("inconclusive", 4)
+
+
+def test_rung_lengths_candidates_and_seeds() -> None:
+    request = StudyRequest(dataset="shapes/data.yaml", epochs=4, confirm_top_k=2, confirm_rungs=3, confirm_epochs=40)
+    # A third of the length per rung down (rounded down), three times the candidates.
+    assert request.rung_epochs() == [4, 13, 40]
+    assert request.rung_candidates() == [18, 6, 2]
+    seeds = [rung_seeds(7, 3, rung, 3) for rung in range(3)]
+    # The top rung takes the seeds a study of one rung would (its first draws the plots); no rung shares one.
+    assert seeds[2] == confirmation_seeds(7, 3) == [8, 9, 10]
+    assert (seeds[1], seeds[0]) == ([11, 12, 13], [14, 15, 16])
+    # One rung is today's confirmation.
+    one = StudyRequest(dataset="shapes/data.yaml", epochs=4, confirm_top_k=2)
+    assert (one.rung_epochs(), one.rung_candidates()) == ([12], [2])
+
+
+def _complete_waiting(study: optuna.Study, fitness: dict[int, float], by_seed: dict[int, float]) -> None:
+    """Run every waiting training as a stand-in would: entry ``n`` on seed ``s`` scores
+    fitness[n] + by_seed[s] (known numbers, no training)."""
+    for frozen in study.get_trials(states=[TrialState.WAITING]):
+        tags = TrialTags.of(frozen)
+        assert tags.confirms is not None
+        assert tags.train_seed is not None
+        trial = study.ask()
+        assert trial.number == frozen.number
+        study.tell(trial, fitness[tags.confirms] + by_seed[tags.train_seed])
+
+
+def test_rungs_promote_the_best_paired_gains_and_only_the_top_rung_decides(database_url: str) -> None:
+    storage = open_optuna_storage(database_url)
+    study = optuna.create_study(storage=storage, direction="maximize")
+    study.add_trial(_trial(0, 0.30, PLAN.start_params()))
+    # Screening ranks 1 > 2 > 3 > 4; the longer trainings will rank them 3 > 4 > 1 > 2.
+    for number, value in ((1, 0.6), (2, 0.5), (3, 0.4), (4, 0.35)):
+        study.add_trial(_trial(number, value, {"lr0": 0.01 + number / 100, "mosaic": 0.5}))
+    request = StudyRequest(
+        dataset="shapes/data.yaml", epochs=2, confirm_top_k=1, confirm_seeds=2, confirm_rungs=2, confirm_epochs=6
+    )
+    low = start_confirmation(study, PLAN, request)
+    assert low is not None
+    # The lowest rung: confirm_top_k x 3 candidates by screening fitness, at 6 / 3 epochs, on seeds of its own.
+    assert (low.rung, list(low.candidates), low.epochs, low.seeds) == (0, [1, 2, 3], 2, [3, 4])
+    assert saved_plan(study) is None  # the top rung's plan (the one the verdict reads) comes later
+    waiting = [TrialTags.of(t) for t in study.get_trials(states=[TrialState.WAITING])]
+    assert sorted((t.confirms, t.train_seed, t.epochs, t.rung) for t in waiting) == [
+        (n, s, 2, 0) for n in (0, 1, 2, 3) for s in (3, 4)
+    ]
+    # Asked again before the rung has ended (a restart): the same rung, nothing enqueued twice.
+    assert start_confirmation(study, PLAN, request) == low
+    assert len(study.get_trials(states=[TrialState.WAITING])) == 8
+
+    fitness = {0: 0.40, 1: 0.41, 2: 0.30, 3: 0.55, 4: 0.50}
+    _complete_waiting(study, fitness, {3: 0.0, 4: 0.02})
+    # A rung below the top promotes and gives no verdict.
+    finished_low = confirmation_result(low, study.get_trials(), top=False)
+    assert (finished_low.finished, finished_low.verdict, finished_low.winner) == (True, None, None)
+
+    top = start_confirmation(study, PLAN, request)
+    assert top is not None
+    # Promoted: the best mean paired gain over the seed hyps (trial 3), not screening's best (trial 1).
+    assert (top.rung, list(top.candidates), top.epochs, top.seeds) == (1, [3], 6, [1, 2])
+    assert saved_plan(study) == top
+    assert start_confirmation(study, PLAN, request) == top  # planned once
+    waiting = [TrialTags.of(t) for t in study.get_trials(states=[TrialState.WAITING])]
+    assert sorted((t.confirms, t.train_seed, t.epochs, t.rung) for t in waiting) == [
+        (0, 1, 6, 1), (0, 2, 6, 1), (3, 1, 6, 1), (3, 2, 6, 1)
+    ]  # fmt: skip
+
+    _complete_waiting(study, fitness, {1: 0.0, 2: 0.01})
+    result = confirmation_result(top, study.get_trials())
+    # The top rung counts its own trainings only, and decides.
+    assert (result.trainings_done, result.trainings_total, result.rung) == (4, 4, 1)
+    assert result.baseline.fitness_by_seed == {1: pytest.approx(0.40), 2: pytest.approx(0.41)}
+    # Trial 3 gains 0.15 on both seeds: no spread, so its interval is the point and lies above 0.
+    assert (result.finished, result.winner, result.verdict) == (True, 3, "improved")
+    # Once the top rung has ended, nothing more is planned.
+    assert start_confirmation(study, PLAN, request) == top
+    assert not study.get_trials(states=[TrialState.WAITING])
+    storage.engine.dispose()

@@ -22,18 +22,18 @@ def _record(state: StudyState = StudyState.RUNNING, **request: Any) -> StudyReco
 
 
 def test_a_study_plans_screening_then_confirmation() -> None:
-    planned = planned_epochs(_record(), None)
+    planned = planned_epochs(_record(), [])
     # 8 trials x 3 epochs; then 3 candidates and the seed hyps x 3 seeds x 9 epochs (3 x epochs).
     assert (planned.screening, planned.confirmation, planned.diagnostics) == (24, 108, 0)
     assert planned.total == 132
 
 
 def test_without_confirmation_the_best_trains_once_more_with_plots() -> None:
-    planned = planned_epochs(_record(confirm_top_k=0), None)
+    planned = planned_epochs(_record(confirm_top_k=0), [])
     assert (planned.confirmation, planned.diagnostics, planned.total) == (0, 3, 27)
     # With diagnostics off, nothing more; and a study of trial 0 alone has nothing to confirm.
-    assert planned_epochs(_record(confirm_top_k=0, diagnostics=False), None).total == 24
-    assert planned_epochs(_record(n_trials=1), None).confirmation == 0
+    assert planned_epochs(_record(confirm_top_k=0, diagnostics=False), []).total == 24
+    assert planned_epochs(_record(n_trials=1), []).confirmation == 0
 
 
 def test_once_confirmation_is_planned_its_own_count_is_shown() -> None:
@@ -41,7 +41,20 @@ def test_once_confirmation_is_planned_its_own_count_is_shown() -> None:
     result = ConfirmationResult(entry, [replace(entry, trial=4)], False, None, None, None, None, epochs=12,
                                 seeds=[1, 2], trainings_done=0, trainings_total=4)  # fmt: skip
     # Fewer distinct candidates than confirm_top_k: 2 entries x 2 seeds x 12 epochs.
-    assert planned_epochs(_record(confirm_epochs=12), result).confirmation == 48
+    assert planned_epochs(_record(confirm_epochs=12), [result]).confirmation == 48
     # Completed with nothing to confirm: no confirmation epochs, the diagnostics training instead.
-    done = planned_epochs(_record(StudyState.COMPLETED), None)
+    done = planned_epochs(_record(StudyState.COMPLETED), [])
     assert (done.confirmation, done.diagnostics) == (0, 3)
+
+
+def test_rungs_are_planned_rung_by_rung() -> None:
+    # 2 rungs to 9 epochs: 9 candidates and the seed hyps x 3 seeds x 3 epochs, then 3 and the seed hyps
+    # x 3 seeds x 9 epochs; 8 trials leave at most 7 candidates for the lowest rung.
+    request = {"confirm_rungs": 2, "n_trials": 20}
+    assert planned_epochs(_record(**request), []).confirmation == 10 * 3 * 3 + 4 * 3 * 9
+    assert planned_epochs(_record(confirm_rungs=2), []).confirmation == 8 * 3 * 3 + 4 * 3 * 9
+    # Once the lowest rung is planned, its own count (5 candidates on 3 seeds); the top rung is still to come.
+    entry = ConfirmedEntry(0, {}, None, {}, None)
+    low = ConfirmationResult(entry, [replace(entry, trial=n) for n in range(1, 6)], False, None, None, None, None,
+                             epochs=3, seeds=[4, 5, 6], trainings_done=0, trainings_total=18)  # fmt: skip
+    assert planned_epochs(_record(**request), [low]).confirmation == 18 * 3 + 4 * 3 * 9

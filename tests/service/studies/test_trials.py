@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import optuna
 import pytest
 
+from service.schemas import StudyRequest
 from service.studies.progress import trial_out
 from service.studies.trials import TrialBook, counted_failures
 from workers.storage import open_optuna_storage
@@ -87,7 +88,7 @@ def test_a_trial_cut_mid_ask_is_requeued_with_all_its_enqueued_params(study: opt
     assert retry.params == {"lr0": 0.02, "momentum": 0.9}
     assert retry.user_attrs == {"retry_of": cut.number, "attempt": 0, **attrs}
     # The API shows the cut trial with the whole set it was to train, as its retry's.
-    shown = [trial_out(t, screening_seed=0).params for t in study.get_trials()]
+    shown = [trial_out(t, StudyRequest(dataset="x.yaml")).params for t in study.get_trials()]
     assert shown == [{"lr0": 0.02, "momentum": 0.9}] * 2
 
 
