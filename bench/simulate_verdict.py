@@ -17,6 +17,10 @@ confirmation_result and its verdict), as trials with the tags the runner writes.
 Beside the service's verdict (Bonferroni-corrected intervals) it reports the verdict without the
 correction (each candidate's own 95% interval), the rule before this benchmark.
 
+Racing (confirm_seeds_max): every entry starts on n0 seeds; one seed at a time up to the cap, the
+seed hyps and the candidates still racing train again (service.studies.confirmation.raced, as the
+runner calls it). The same two truths, with the mean number of trainings each setting spent.
+
 The noise is set from the benchmark's real trainings (bench/results/users_get/trainings.csv: the
 final 15-epoch trainings of six methods on three seeds; residual sd of a two-way fit, methods x
 seeds): shapes 0.020 per training with a shared seed effect of 0.015, small-objects 0.0035 and
@@ -48,6 +52,7 @@ from service.studies.confirmation import (  # noqa: E402
     ConfirmationResult,
     confirmation_result,
     paired_interval,
+    raced,
 )
 from workers.trial_tags import CONFIRMATION, planned_attrs  # noqa: E402
 
@@ -80,6 +85,60 @@ def simulate_study(
         interval = paired_interval(list(values[result.winner] - values[BASELINE_TRIAL]), 0.95)
         uncorrected = interval.low is not None and interval.low > 0
     return result, uncorrected
+
+
+def simulate_race(
+    rng: np.random.Generator, k: int, start: int, cap: int, gains: list[float], noise_sd: float, seed_sd: float
+) -> tuple[ConfirmationResult, int]:
+    """One top rung with racing from ``start`` seeds up to ``cap``: the service's final result and
+    the trainings it spent. Every training's fitness is drawn up front (seed s is the s-th draw)."""
+    seed_effect = rng.normal(0.0, seed_sd, cap)
+    values = {
+        n: 0.2 + (gains[n - 1] if n else 0.0) + seed_effect + rng.normal(0.0, noise_sd, cap) for n in range(k + 1)
+    }
+    candidates: dict[int, dict[str, Any]] = {number: {} for number in range(1, k + 1)}
+    plan = ConfirmationPlan({}, candidates, {}, list(range(1, start + 1)), epochs=1, seed_cap=cap)
+    while True:
+        trials = [
+            SimpleNamespace(
+                state=TrialState.COMPLETE, value=float(values[n][s - 1]), user_attrs=planned_attrs(CONFIRMATION, n, s)
+            )
+            for n, s, _ in plan.trainings()
+        ]
+        result = confirmation_result(plan, trials)
+        if result.finished:
+            return result, len(trials)
+        plan = raced(plan, result, screening_seed=0)
+
+
+RACES = ((3, 3), (3, 5), (3, 8), (2, 8), (5, 5), (8, 8))  # (first seeds, cap); equal: no racing
+
+
+def race_rows(rng: np.random.Generator, studies: int) -> tuple[list[str], list[str]]:
+    null, power = [], []
+    noise_sd, seed_sd = NOISE["shapes"]
+    for k in (1, 3):
+        for start, cap in RACES:
+            hits = spent = 0
+            for _ in range(studies):
+                result, used = simulate_race(rng, k, start, cap, [0.0] * k, noise_sd, seed_sd)
+                hits += result.verdict == "improved"
+                spent += used
+            met = "met" if hits / studies <= 0.05 else "NOT met"
+            null.append(f"| {k} | {start} | {cap} | {rate(hits, studies)} ({met}) | {spent / studies:.1f} |")
+    for k in (1, 3):
+        for start, cap in RACES:
+            cells = []
+            for delta in (1.0, 2.0, 3.0):
+                found = spent = 0
+                for _ in range(studies):
+                    gains = [delta * noise_sd] + [0.0] * (k - 1)
+                    result, used = simulate_race(rng, k, start, cap, gains, noise_sd, seed_sd)
+                    found += result.verdict == "improved" and result.winner == 1
+                    spent += used
+                cells.append(f"{rate(found, studies)}, {spent / studies:.1f}")
+            power.append(f"| {k} | {start} | {cap} | " + " | ".join(cells) + " |")
+    return null, power
 
 
 def rate(hits: int, total: int) -> str:
@@ -135,6 +194,7 @@ def main() -> None:
     started = time.monotonic()
     null = null_rows(rng, args.studies)
     power = power_rows(rng, args.studies)
+    race_null, race_power = race_rows(rng, args.studies)
     noise = ", ".join(f"{name} noise sd {sd:g}, seed effect sd {seed:g}" for name, (sd, seed) in NOISE.items())
     lines = [
         "# The confirmation verdict in simulated studies (bench/simulate_verdict.py)",
@@ -156,6 +216,24 @@ def main() -> None:
         "| noise of | k | n | trainings | delta 1 sd | delta 2 sd | delta 3 sd |",
         "|---|---|---|---|---|---|---|",
         *power,
+        "",
+        "## Racing at the top rung: seeds added one at a time from n0 up to the cap",
+        "",
+        "Intervals at 1 - 0.05 / (k x looks), looks = cap - n0 + 1; a candidate drops once its own 95% interval "
+        "lies below 0; the race ends when the leader's corrected interval lies above 0. n0 = cap: no racing. "
+        "Noise of shapes.",
+        "",
+        "### No candidate is better: how often `improved` (goal: at most 5%), and the mean trainings spent",
+        "",
+        "| k | n0 | cap | improved | trainings |",
+        "|---|---|---|---|---|",
+        *race_null,
+        "",
+        "### One candidate better by delta x the noise sd: how often `improved` with it the winner, mean trainings",
+        "",
+        "| k | n0 | cap | delta 1 sd | delta 2 sd | delta 3 sd |",
+        "|---|---|---|---|---|---|",
+        *race_power,
         "",
     ]
     RESULTS.write_text("\n".join(lines))

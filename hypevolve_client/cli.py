@@ -134,13 +134,16 @@ def verdict_lines(study: Study) -> list[str]:
             gain = f"{vs.mean:+.4f}"
             if vs.low is not None and vs.high is not None:
                 interval = f" [{vs.low:+.4f}, {vs.high:+.4f}]"
+        dropped = f"  dropped after {len(entry.fitness_by_seed)} seeds" if entry.dropped else ""
         lines.append(
             f"  trial {entry.trial:<13} mean {_fitness(entry.mean)}  screening {_fitness(entry.screening_fitness)}"
-            f"  vs seed hyps {gain}{interval}"
+            f"  vs seed hyps {gain}{interval}{dropped}"
         )
     lines.append(f"  noise floor {_fitness(c.noise_floor)}  rank correlation {_fitness(c.rank_correlation)}")
     k = len(c.candidates)
-    together = f": 95% for all {k} candidates together (Bonferroni)" if k > 1 else ""
+    looks = c.seed_cap - study.request.get("confirm_seeds", c.seed_cap) + 1
+    over = f" at up to {looks} looks of racing" if looks > 1 else ""
+    together = f": 95% for all {k} candidates{over} together (Bonferroni)" if k > 1 or looks > 1 else ""
     lines.append(f"  intervals at {c.confidence:.2%}{together}")
     if c.verdict is not None:
         lines.append(f"verdict: {c.verdict}, winner trial {c.winner}")
@@ -207,8 +210,11 @@ def _start(client: Client, args: argparse.Namespace, console: Console) -> int:
     r = study.request
     rungs = r.get("confirm_rungs", 1)
     through = f" through {rungs} rungs" if rungs > 1 else ""
+    racing = (
+        f" (racing up to {r['confirm_seeds_max']})" if (r.get("confirm_seeds_max") or 0) > r["confirm_seeds"] else ""
+    )
     confirm = (
-        f"then confirm the top {r['confirm_top_k']}{through} on {r['confirm_seeds']} seeds"
+        f"then confirm the top {r['confirm_top_k']}{through} on {r['confirm_seeds']} seeds{racing}"
         if r.get("confirm_top_k")
         else "no confirmation"
     )

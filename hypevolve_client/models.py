@@ -47,6 +47,7 @@ class ConfirmedEntry:
     fitness_by_seed: dict[int, float]
     mean: float | None
     vs_baseline: VsBaseline | None = None
+    dropped: bool = False  # racing stopped training it
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConfirmedEntry:
@@ -58,6 +59,7 @@ class ConfirmedEntry:
             fitness_by_seed={int(k): v for k, v in data["fitness_by_seed"].items()},
             mean=data.get("mean"),
             vs_baseline=VsBaseline.from_json(vs) if vs else None,
+            dropped=data.get("dropped", False),
         )
 
 
@@ -77,6 +79,7 @@ class Confirmation:
     confidence: float = 0.95  # of each candidate's interval: 95% for all k together (Bonferroni)
     rung: int = 0  # 0 the shortest; only the top rung gives a verdict
     promoted: list[int] | None = None  # on a rung below the top: the candidates it sent up
+    seed_cap: int = 0  # the most seeds racing may give an entry
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Confirmation:
@@ -95,6 +98,7 @@ class Confirmation:
             confidence=data.get("confidence", 0.95),
             rung=data.get("rung", 0),
             promoted=data.get("promoted"),
+            seed_cap=data.get("seed_cap", 0),
         )
 
 

@@ -171,6 +171,15 @@ class StudyRequest(BaseModel):
     confirm_seeds: JsonInt = Field(
         3, ge=2, le=20, description="Training seeds per confirmed entry, the same for all (paired comparisons)."
     )
+    confirm_seeds_max: JsonInt | None = Field(
+        None,
+        ge=2,
+        le=20,
+        description="Racing at the top rung: every entry starts on confirm_seeds seeds; then, one seed at a time up "
+        "to this many, the seed hyps and the candidates that can still change the verdict train again, a candidate "
+        "whose interval lies below the seed hyps drops out, and the race ends once the leader's corrected interval "
+        "lies above 0. Default confirm_seeds: no racing. At least confirm_seeds.",
+    )
     confirm_epochs: JsonInt | None = Field(
         None,
         ge=1,
@@ -212,6 +221,18 @@ class StudyRequest(BaseModel):
             raise ValueError(
                 f"must be at least epochs ({epochs}): confirmation checks hyps on trainings as long or longer"
             )
+        return value
+
+    def seed_cap(self) -> int:
+        """The most seeds an entry of the top rung may train on (confirm_seeds without racing)."""
+        return self.confirm_seeds_max or self.confirm_seeds
+
+    @field_validator("confirm_seeds_max")
+    @classmethod
+    def _cap_not_below_start(cls, value: int | None, info: ValidationInfo) -> int | None:
+        start = info.data.get("confirm_seeds")
+        if value is not None and start is not None and value < start:
+            raise ValueError(f"must be at least confirm_seeds ({start}): racing adds seeds to those every entry has")
         return value
 
     def rung_epochs(self) -> list[int]:
@@ -339,6 +360,10 @@ class ConfirmedOut(BaseModel):
     fitness_by_seed: dict[int, float] = Field(description="Training seed -> final fitness of that training.")
     mean: float | None
     vs_baseline: VsBaseline | None = None
+    dropped: bool = Field(
+        False,
+        description="Racing stopped training it: its own 95% interval lay below the seed hyps. Out of the verdict.",
+    )
 
 
 class ConfirmationOut(BaseModel):
@@ -364,11 +389,15 @@ class ConfirmationOut(BaseModel):
     trainings_done: int
     trainings_total: int
     confidence: float = Field(
-        description="Confidence of each candidate's interval: 1 - 0.05 / k for k candidates (Bonferroni), so "
-        "that all intervals hold together with 95%: the winner is picked on the seeds that measure its gain."
+        description="Confidence of each candidate's interval: 1 - 0.05 / (k x looks) for k candidates judged at "
+        "up to looks = seed_cap - confirm_seeds + 1 times (Bonferroni), so that all intervals hold together with "
+        "95%: the winner is picked on the seeds that measure its gain, and racing may stop at any look."
     )
     rung: int = Field(
         0, description="Which rung of confirm_rungs, 0 the shortest; the verdict is the top rung's alone."
+    )
+    seed_cap: int = Field(
+        0, description="The most seeds racing may give an entry (confirm_seeds_max; the first seeds' count: no racing)."
     )
     promoted: list[int] | None = Field(
         None,

@@ -28,6 +28,14 @@ candidates with the highest mean paired gain over the seed hyps; the top rung's 
 give the verdict, as above. Every rung trains on seeds of its own, so the top rung's seeds measure
 candidates they did not choose (the correction for the top rung's own pick stays). No rung's
 trainings reach the sampler: it is never asked again once screening has ended.
+
+Racing (``confirm_seeds_max`` above ``confirm_seeds``, the top rung only): every entry starts on
+``confirm_seeds`` seeds; once their trainings have ended, a candidate drops when its own 95%
+interval lies below 0, or when its mean gain is not above 0 after NO_GAIN_DROP_SEEDS seeds; the
+race ends when none is left, when the leader's corrected interval lies above 0, or at the cap;
+otherwise the seed hyps and the candidates left train on one more seed. Each interval is corrected
+for k candidates x looks (looks = cap - confirm_seeds + 1, every time the race may stop), so the
+union of all the looks' claims still holds at 95%: dropping only removes claims.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import optuna
@@ -53,6 +61,8 @@ CONFIDENCE = 0.95
 # The Optuna study user attribute that records the confirmation plan once screening has ended, so
 # a restarted service confirms the same candidates on the same seeds.
 PLAN_ATTR = "hypevolve_confirmation"  # the top rung's (the only one's, with one rung)
+# Racing drops a candidate whose mean paired gain is not above 0 after this many seeds.
+NO_GAIN_DROP_SEEDS = 3
 RUNGS_ATTR = "hypevolve_rungs"  # the rungs' below the top, lowest first, each once it is planned
 
 Verdict = Literal["improved", "inconclusive", "defaults"]
@@ -87,11 +97,14 @@ def confirmation_seeds(screening_seed: int, count: int) -> list[int]:
     return [(screening_seed + i) % 2**31 for i in range(1, count + 1)]
 
 
-def rung_seeds(screening_seed: int, count: int, rung: int, rungs: int) -> list[int]:
-    """Rung ``rung``'s ``count`` seeds: the top rung takes the first after the screening seed (as a
-    study of one rung does), each rung below the next ``count``, so that no two rungs share one."""
-    block = rungs - 1 - rung
-    return confirmation_seeds(screening_seed, (block + 1) * count)[block * count :]
+def rung_seeds(screening_seed: int, count: int, rung: int, rungs: int, top_cap: int | None = None) -> list[int]:
+    """Rung ``rung``'s first ``count`` seeds: the top rung takes the first after the screening seed
+    (as a study of one rung does) and keeps the next up to ``top_cap`` for racing; each rung below
+    takes the next ``count`` after those, so that no two rungs share a seed."""
+    if rung == rungs - 1:
+        return confirmation_seeds(screening_seed, count)
+    start = (top_cap or count) + (rungs - 2 - rung) * count
+    return confirmation_seeds(screening_seed, start + count)[start:]
 
 
 @dataclass(frozen=True)
@@ -105,14 +118,38 @@ class ConfirmationPlan:
     seeds: list[int]
     epochs: int
     rung: int = 0  # 0 the lowest; the top rung's plan is the one the verdict reads
+    # Racing (the top rung, confirm_seeds_max above confirm_seeds): the most seeds an entry may get,
+    # and each seed added so far with the candidates that raced on it (the seed hyps train every one).
+    seed_cap: int | None = None
+    added: list[tuple[int, list[int]]] = field(default_factory=list)
+
+    @property
+    def cap(self) -> int:
+        return max(self.seed_cap or 0, len(self.seeds))
+
+    @property
+    def looks(self) -> int:
+        """How many times racing may judge the candidates: at the first seeds, then after each seed added."""
+        return self.cap - len(self.seeds) + 1
+
+    def all_seeds(self) -> list[int]:
+        return [*self.seeds, *(seed for seed, _ in self.added)]
+
+    def racing(self) -> list[int]:
+        """The candidates still racing: those the last seed added was trained for (at first, all)."""
+        return list(self.added[-1][1]) if self.added else list(self.candidates)
 
     def entries(self) -> dict[int, dict[str, Any]]:
         """Every confirmed entry by trial number, the baseline first."""
         return {BASELINE_TRIAL: self.baseline, **self.candidates}
 
     def trainings(self) -> list[tuple[int, int, dict[str, Any]]]:
-        """(trial confirmed, seed, params) of every confirmation training, seed by seed."""
-        return [(number, seed, params) for seed in self.seeds for number, params in self.entries().items()]
+        """(trial confirmed, seed, params) of every confirmation training, seed by seed: every entry
+        on the first seeds, then the seed hyps and the candidates still racing on each seed added."""
+        first = [(number, seed, params) for seed in self.seeds for number, params in self.entries().items()]
+        for seed, racing in self.added:
+            first += [(BASELINE_TRIAL, seed, self.baseline), *((n, seed, self.candidates[n]) for n in racing)]
+        return first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +159,8 @@ class ConfirmationPlan:
             "seeds": self.seeds,
             "epochs": self.epochs,
             "rung": self.rung,
+            "seed_cap": self.seed_cap,
+            "added": [[seed, racing] for seed, racing in self.added],
         }
 
     @classmethod
@@ -133,11 +172,19 @@ class ConfirmationPlan:
             seeds=[int(s) for s in data["seeds"]],
             epochs=int(data["epochs"]),
             rung=int(data.get("rung", 0)),  # plans from before rungs: the one rung
+            seed_cap=data.get("seed_cap"),
+            added=[(int(seed), [int(n) for n in racing]) for seed, racing in data.get("added", [])],
         )
 
 
 def plan_confirmation(
-    plan: StudyPlan, trials: Sequence[FrozenTrial], top_k: int, seeds: list[int], epochs: int, rung: int = 0
+    plan: StudyPlan,
+    trials: Sequence[FrozenTrial],
+    top_k: int,
+    seeds: list[int],
+    epochs: int,
+    rung: int = 0,
+    seed_cap: int | None = None,
 ) -> ConfirmationPlan:
     """The top ``top_k`` completed screening trials by fitness (ties: the earlier trial), distinct in
     the hyps they train with and other than the baseline's, plus the baseline. Imported trials count
@@ -164,7 +211,7 @@ def plan_confirmation(
         seen.add(key(trial.params))
         candidates[trial.number] = full(trial.params)
     screening_fitness = {n: fitness[n] for n in (BASELINE_TRIAL, *candidates) if n in fitness}
-    return ConfirmationPlan(full(start), candidates, screening_fitness, list(seeds), epochs, rung)
+    return ConfirmationPlan(full(start), candidates, screening_fitness, list(seeds), epochs, rung, seed_cap)
 
 
 def saved_plan(study: optuna.Study) -> ConfirmationPlan | None:
@@ -204,14 +251,22 @@ def promote(lower: ConfirmationPlan, result: ConfirmationResult, request: StudyR
 
     ranked = sorted(result.candidates, key=lambda e: (gain(e) is None, -(gain(e) or 0.0)))
     chosen = [entry.trial for entry in ranked[: request.rung_candidates()[rung]]]
+    top = rung == request.confirm_rungs - 1
     return ConfirmationPlan(
         baseline=lower.baseline,
         candidates={n: lower.candidates[n] for n in chosen},
         screening_fitness={n: v for n, v in lower.screening_fitness.items() if n == BASELINE_TRIAL or n in chosen},
-        seeds=rung_seeds(request.seed, request.confirm_seeds, rung, request.confirm_rungs),
+        seeds=rung_seeds(request.seed, request.confirm_seeds, rung, request.confirm_rungs, request.seed_cap()),
         epochs=request.rung_epochs()[rung],
         rung=rung,
+        seed_cap=request.seed_cap() if top else None,
     )
+
+
+def raced(plan: ConfirmationPlan, result: ConfirmationResult, screening_seed: int) -> ConfirmationPlan:
+    """``plan`` with one more seed for the candidates ``result`` says still race (result.racing)."""
+    seed = confirmation_seeds(screening_seed, plan.cap)[len(plan.all_seeds())]
+    return replace(plan, added=[*plan.added, (seed, list(result.racing))])
 
 
 def start_confirmation(study: optuna.Study, plan: StudyPlan, request: StudyRequest) -> ConfirmationPlan | None:
@@ -228,19 +283,22 @@ def start_confirmation(study: optuna.Study, plan: StudyPlan, request: StudyReque
     top = request.confirm_rungs - 1
     rungs = saved_rungs_of(study.user_attrs)
     if not rungs:
-        seeds = rung_seeds(request.seed, request.confirm_seeds, 0, request.confirm_rungs)
+        seeds = rung_seeds(request.seed, request.confirm_seeds, 0, request.confirm_rungs, request.seed_cap())
         first = request.rung_candidates()[0]
-        current = plan_confirmation(plan, trials, first, seeds, request.rung_epochs()[0])
+        cap = request.seed_cap() if top == 0 else None
+        current = plan_confirmation(plan, trials, first, seeds, request.rung_epochs()[0], seed_cap=cap)
         if not current.candidates:
             return None
         _record_rung(study, current, top)
     else:
         current = rungs[-1]
-        if current.rung < top:
-            below = confirmation_result(current, trials, top=False)
-            if below.finished:
-                current = promote(current, below, request)
-                _record_rung(study, current, top)
+        result = confirmation_result(current, trials, top=current.rung == top)
+        if current.rung < top and result.finished:
+            current = promote(current, result, request)
+            _record_rung(study, current, top)
+        elif current.rung == top and result.racing:
+            current = raced(current, result, request.seed)
+            _record_rung(study, current, top)
     existing = {
         (tags.confirms, tags.train_seed)
         for tags in map(TrialTags.of, trials)
@@ -271,6 +329,7 @@ class ConfirmedEntry:
     fitness_by_seed: dict[int, float]
     mean: float | None
     vs_baseline: Interval | None = None
+    dropped: bool = False  # racing stopped training it: its interval showed it could not beat the seed hyps
 
 
 @dataclass(frozen=True)
@@ -289,12 +348,45 @@ class ConfirmationResult:
     confidence: float = CONFIDENCE  # of each candidate's interval (corrected_confidence)
     rung: int = 0
     promoted: list[int] | None = None  # on a rung below the top: the candidates the next rung trains
+    seed_cap: int = 0  # the most seeds racing may give an entry (the first seeds' count: no racing)
+    # Once every planned training has ended and racing goes on: the candidates that get one more seed.
+    racing: list[int] = field(default_factory=list)
 
 
-def corrected_confidence(candidates: int) -> float:
+def corrected_confidence(candidates: int, looks: int = 1) -> float:
     """The confidence of each candidate's interval when ``candidates`` are compared with the seed
-    hyps (Bonferroni): together, the intervals hold with CONFIDENCE."""
-    return 1 - (1 - CONFIDENCE) / max(candidates, 1)
+    hyps at up to ``looks`` times (Bonferroni): together, all the intervals hold with CONFIDENCE."""
+    return 1 - (1 - CONFIDENCE) / max(candidates * looks, 1)
+
+
+def next_racers(plan: ConfirmationPlan, baseline: ConfirmedEntry, candidates: Sequence[ConfirmedEntry]) -> list[int]:
+    """Racing at the top rung, once every planned training has ended: the candidates that train on
+    one more seed, or none when the race is over. It is over at the seed cap; when no candidate
+    can still beat the seed hyps (each drops once its own 95% interval lies below 0); or when the
+    leader's corrected interval lies above 0 (the verdict is improved whatever more seeds say,
+    as the correction covers every look). Otherwise every candidate still in the race goes on."""
+    if len(plan.all_seeds()) >= plan.cap:
+        return []
+    racing = [e for e in candidates if e.trial in plan.racing() and e.mean is not None]
+    alive = []
+    for entry in racing:
+        paired = [
+            v - baseline.fitness_by_seed[s] for s, v in entry.fitness_by_seed.items() if s in baseline.fitness_by_seed
+        ]
+        own = paired_interval(paired) if paired else None
+        hopeless = own is not None and own.high is not None and own.high < 0
+        # No gain after NO_GAIN_DROP_SEEDS seeds: a candidate truly better by 2 noise sds shows none
+        # there less than 1% of the time; a candidate no better, half the time.
+        no_gain = len(paired) >= NO_GAIN_DROP_SEEDS and own is not None and own.mean <= 0
+        if not hopeless and not no_gain:
+            alive.append(entry)
+    if not alive:
+        return []
+    leader = max(alive, key=lambda e: e.mean or 0.0)
+    vs = leader.vs_baseline
+    if vs is not None and vs.low is not None and vs.low > 0:
+        return []
+    return [entry.trial for entry in alive]
 
 
 def paired_interval(differences: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
@@ -336,7 +428,8 @@ def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial], t
     and once none is waiting or running, the verdict if it is the ``top`` rung (a rung below only
     promotes)."""
     fitness: dict[int, dict[int, float]] = {n: {} for n in plan.entries()}
-    confidence = corrected_confidence(len(plan.candidates))
+    confidence = corrected_confidence(len(plan.candidates), plan.looks)
+    seeds = plan.all_seeds()
     unfinished = False
     present: set[tuple[int, int]] = set()
     for trial in trials:
@@ -353,23 +446,29 @@ def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial], t
             fitness[number].setdefault(seed, float(trial.value))
 
     def entry(number: int, against: dict[int, float] | None) -> ConfirmedEntry:
-        by_seed = {s: fitness[number][s] for s in plan.seeds if s in fitness[number]}
+        by_seed = {s: fitness[number][s] for s in seeds if s in fitness[number]}
         mean = statistics.fmean(by_seed.values()) if by_seed else None
         vs = None
         if against is not None:
-            paired = [by_seed[s] - against[s] for s in plan.seeds if s in by_seed and s in against]
+            paired = [by_seed[s] - against[s] for s in seeds if s in by_seed and s in against]
             vs = paired_interval(paired, confidence) if paired else None
-        return ConfirmedEntry(number, plan.entries()[number], plan.screening_fitness.get(number), by_seed, mean, vs)
+        dropped = number != BASELINE_TRIAL and number not in plan.racing()
+        screening = plan.screening_fitness.get(number)
+        return ConfirmedEntry(number, plan.entries()[number], screening, by_seed, mean, vs, dropped)
 
     baseline = entry(BASELINE_TRIAL, None)
     candidates = [entry(n, baseline.fitness_by_seed) for n in plan.candidates]
     done = sum(len(v) for v in fitness.values())
-    # Finished: every planned training exists (the runner enqueues them all at once) and has ended.
-    finished = not unfinished and all((n, s) in present for n, s, _ in plan.trainings())
+    # Every planned training exists (the runner enqueues a look's at once) and has ended; at the top
+    # rung, racing then gives some candidates one more seed, or ends.
+    ended = not unfinished and all((n, s) in present for n, s, _ in plan.trainings())
+    racing = next_racers(plan, baseline, candidates) if ended and top else []
+    finished = ended and not racing
     verdict: Verdict | None = None
     winner: int | None = None
     if finished and top:
-        verdict, winner = decide(baseline, candidates)
+        # Candidates racing dropped trained on fewer seeds: they are out of the comparison.
+        verdict, winner = decide(baseline, [c for c in candidates if not c.dropped])
     base_values = list(baseline.fitness_by_seed.values())
     scored = [c for c in candidates if c.mean is not None and c.screening_fitness is not None]
     return ConfirmationResult(
@@ -384,9 +483,11 @@ def confirmation_result(plan: ConfirmationPlan, trials: Sequence[FrozenTrial], t
             [c.mean for c in scored],  # type: ignore[misc]
         ),
         epochs=plan.epochs,
-        seeds=list(plan.seeds),
+        seeds=seeds,
         trainings_done=done,
         trainings_total=len(plan.trainings()),
         confidence=confidence,
         rung=plan.rung,
+        seed_cap=plan.cap,
+        racing=racing,
     )

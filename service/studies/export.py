@@ -93,6 +93,17 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _looks(record: StudyRecord, result: ConfirmationResult) -> str:
+    """How racing entered the correction, in words (nothing without racing)."""
+    looks = result.seed_cap - record.request.confirm_seeds + 1
+    if looks <= 1:
+        return ""
+    return (
+        f" x {looks} looks of racing (seeds added one at a time from {record.request.confirm_seeds} "
+        f"up to {result.seed_cap})"
+    )
+
+
 def confirmed_answer(record: StudyRecord, result: ConfirmationResult, batches: tuple[int, ...] = ()) -> Answer:
     """The confirmation stage's winner, with the verdict and the numbers behind it; ``batches``: the
     batch sizes its confirmation trainings used, when AutoBatch chose them."""
@@ -116,7 +127,8 @@ def confirmed_answer(record: StudyRecord, result: ConfirmationResult, batches: t
         verdict = [
             f"verdict: {result.verdict}. Trial {winner.trial} gained {gain} fitness over the seed hyps ({seed_name}), "
             f"mean of paired differences over {n_seeds} fresh seeds, {_percent(result.confidence)} t-interval "
-            f"{interval} (Bonferroni over {len(result.candidates)} candidates: 95% for all together).",
+            f"{interval} (Bonferroni over {len(result.candidates)} candidates{_looks(record, result)}: 95% for all "
+            "together).",
         ]
         if result.verdict == "inconclusive":
             verdict.append(

@@ -135,9 +135,10 @@ def _eta_s(
 
 
 def planned_epochs(record: StudyRecord, rungs: Sequence[ConfirmationResult]) -> PlannedEpochsOut:
-    """The training epochs ``record``'s study plans, by stage. Each confirmation rung planned so far
-    counts its own trainings; each rung still to come, its planned candidates (at most the trials
-    besides trial 0, and at most the rung below's) and the seed hyps on confirm_seeds seeds."""
+    """The training epochs ``record``'s study plans, by stage (at most). Each confirmation rung
+    planned so far counts its own trainings; each rung still to come, its planned candidates (at
+    most the trials besides trial 0, and at most the rung below's) and the seed hyps on
+    confirm_seeds seeds; the top rung, on its racing cap (confirm_seeds_max) of seeds."""
     request = record.request
     by_rung = {rung.rung: rung for rung in rungs}
     confirming = 0
@@ -146,11 +147,16 @@ def planned_epochs(record: StudyRecord, rungs: Sequence[ConfirmationResult]) -> 
     if candidates > 0 and request.confirm_top_k > 0 and (rungs or record.state != StudyState.COMPLETED):
         for rung, (count, epochs) in enumerate(zip(request.rung_candidates(), request.rung_epochs(), strict=True)):
             candidates = min(count, candidates)
+            top = rung == request.confirm_rungs - 1
             if (result := by_rung.get(rung)) is not None:
                 candidates = len(result.candidates)
                 confirming += result.trainings_total * result.epochs
+                if top and not result.finished:  # racing may still add seeds, up to its cap
+                    racing = sum(not c.dropped for c in result.candidates)
+                    confirming += (racing + 1) * max(0, result.seed_cap - len(result.seeds)) * result.epochs
             else:
-                confirming += (candidates + 1) * request.confirm_seeds * epochs
+                seeds = request.seed_cap() if top else request.confirm_seeds
+                confirming += (candidates + 1) * seeds * epochs
     # Without a confirmation, screening's best trains once more with its plots.
     diagnostics = request.epochs if request.diagnostics and confirming == 0 else 0
     screening = request.n_trials * request.epochs

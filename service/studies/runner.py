@@ -163,13 +163,16 @@ class StudyRunner(threading.Thread):
         confirming = self._stop_reason is None and failure is None and screened and request.confirm_top_k > 0
         confirmed = False
         while confirming:
-            # One rung at a time: each is planned (and promoted into) once the one below has ended.
-            rung = self._retry(lambda: start_confirmation(study, plan, request), "confirmation")
-            if rung is None:
+            # One step at a time: a rung is planned (and promoted into) once the one below has ended, and
+            # at the top rung racing adds a seed once the last one's trainings have ended.
+            step = self._retry(lambda: start_confirmation(study, plan, request), "confirmation")
+            if step is None:
                 break
             confirmed = True
+            if not self._retry(lambda: study.get_trials(deepcopy=False, states=[TrialState.WAITING]), "queue"):
+                break  # nothing more to train: the top rung has ended
             failure = self._drain(study, book, space, gpus, screening=False)
-            confirming = failure is None and self._stop_reason is None and rung.rung < request.confirm_rungs - 1
+            confirming = failure is None and self._stop_reason is None
         # Without a confirmation (off, or nothing to confirm), the best trial trains once more with
         # ultralytics' plots on: the diagnostics its user looks at before trusting it.
         diagnosing = (

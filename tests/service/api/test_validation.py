@@ -96,6 +96,10 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("confirm_epochs", 5000),
     # Shorter than the study's (default 10) epochs: confirmation checks on trainings at least as long.
     ("confirm_epochs", 5),
+    ("confirm_seeds_max", 21),
+    ("confirm_seeds_max", "5"),
+    # Below the default confirm_seeds (3): racing adds seeds, it never takes any away.
+    ("confirm_seeds_max", 2),
     ("confirm_rungs", 0),
     ("confirm_rungs", 5),
     ("confirm_rungs", "2"),

@@ -285,3 +285,92 @@ def test_rungs_promote_the_best_paired_gains_and_only_the_top_rung_decides(datab
     assert start_confirmation(study, PLAN, request) == top
     assert not study.get_trials(states=[TrialState.WAITING])
     storage.engine.dispose()
+
+
+def _stand_in_trainings(study: optuna.Study, value: Any) -> list[tuple[int, int]]:
+    """A stand-in trainer with known fitness (no training): every waiting confirmation training of
+    entry n on seed s scores value(n, s). Returns the (entry, seed) pairs it ran."""
+    ran = []
+    for frozen in study.get_trials(states=[TrialState.WAITING]):
+        tags = TrialTags.of(frozen)
+        assert tags.confirms is not None
+        assert tags.train_seed is not None
+        trial = study.ask()
+        study.tell(trial, value(tags.confirms, tags.train_seed))
+        ran.append((tags.confirms, tags.train_seed))
+    return sorted(ran)
+
+
+def _race(database_url: str, value: Any, **fields: Any) -> tuple[Any, list[list[tuple[int, int]]]]:
+    """A study of trial 0 and candidates 1-3 through racing at the top rung; each look's trainings."""
+    storage = open_optuna_storage(database_url)
+    study = optuna.create_study(storage=storage, direction="maximize")
+    study.add_trial(_trial(0, 0.30, PLAN.start_params()))
+    for number in (1, 2, 3):
+        study.add_trial(_trial(number, 0.5 - number / 100, {"lr0": 0.01 + number / 100, "mosaic": 0.5}))
+    request = StudyRequest(dataset="shapes/data.yaml", epochs=2, confirm_top_k=3, confirm_seeds=2, **fields)
+    looks = []
+    while (plan := start_confirmation(study, PLAN, request)) is not None and (ran := _stand_in_trainings(study, value)):
+        looks.append(ran)
+    result = confirmation_result(plan, study.get_trials()) if plan else None
+    storage.engine.dispose()
+    return result, looks
+
+
+def test_racing_drops_the_hopeless_adds_seeds_to_the_close_and_stops_once_settled(database_url: str) -> None:
+    # Trial 1 gains a steady 0.05; trial 2 loses 0.2 (hopeless); trial 3 is the seed hyps' equal, give or take.
+    jitter = {1: 0.0, 2: 0.002, 3: 0.001, 4: -0.001, 5: 0.0}
+    gain = {0: 0.0, 1: 0.05, 2: -0.2, 3: 0.0}
+
+    def value(entry: int, seed: int) -> float:
+        return 0.4 + gain[entry] + (jitter[seed] if entry == 1 else jitter[seed] * (entry - 1.5)) + seed / 100
+
+    result, looks = _race(database_url, value, confirm_seeds_max=5)
+    # Every entry on the first 2 seeds; then trial 2's own 95% interval lies below 0: it drops, and
+    # the seed hyps, trial 1 and trial 3 go on to seed 3.
+    assert looks[0] == [(n, s) for n in (0, 1, 2, 3) for s in (1, 2)]
+    assert looks[1] == [(0, 3), (1, 3), (3, 3)]
+    # After 3 seeds trial 1's interval, corrected for 3 candidates x 4 looks (99.58%), lies above 0:
+    # the verdict is settled, and no seed is added up to the cap of 5.
+    assert len(looks) == 2
+    assert result.confidence == pytest.approx(1 - 0.05 / 12)
+    assert (result.finished, result.verdict, result.winner, result.seeds, result.seed_cap) == (
+        True, "improved", 1, [1, 2, 3], 5
+    )  # fmt: skip
+    dropped = {c.trial: c.dropped for c in result.candidates}
+    assert dropped == {1: False, 2: True, 3: False}
+    assert sorted(next(c for c in result.candidates if c.trial == 2).fitness_by_seed) == [1, 2]
+
+
+def test_racing_ends_at_the_seed_cap_when_nothing_settles(database_url: str) -> None:
+    # Every candidate within noise of the seed hyps, gains of either sign: no interval settles and none
+    # lies below 0. Each look adds a seed to the candidates racing, up to the cap; trial 3, whose mean
+    # gain is below 0 after 3 seeds (-0.005), drops there.
+    gains = {
+        0: [0.0] * 4,
+        1: [0.03, -0.03, 0.02, -0.02],
+        2: [0.02, -0.025, 0.03, -0.02],
+        3: [-0.01, 0.015, -0.02, 0.01],
+    }
+    result, looks = _race(database_url, lambda n, s: 0.4 + gains[n][s - 1], confirm_seeds_max=4)
+    assert looks == [[(n, s) for n in range(4) for s in (1, 2)], [(n, 3) for n in range(4)], [(0, 4), (1, 4), (2, 4)]]
+    assert (result.finished, result.seeds, result.trainings_done, result.trainings_total) == (
+        True,
+        [1, 2, 3, 4],
+        15,
+        15,
+    )
+    assert {c.trial: c.dropped for c in result.candidates} == {1: False, 2: False, 3: True}
+    # Trials 1 and 2 both gain 0 over 4 seeds (1 by 0.0, 2 by 0.00125): the winner is 2, inconclusive.
+    assert (result.verdict, result.winner) == ("inconclusive", 2)
+
+
+def test_without_racing_nothing_is_added(database_url: str) -> None:
+    result, looks = _race(database_url, lambda n, s: 0.4 + n / 100 + s / 1000)
+    assert [len(look) for look in looks] == [8]
+    assert (result.finished, result.seeds, result.seed_cap, result.confidence) == (
+        True,
+        [1, 2],
+        2,
+        pytest.approx(1 - 0.05 / 3),
+    )
