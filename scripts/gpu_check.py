@@ -2,7 +2,8 @@
 
 Prints the GPU, Ray's resources, and each trial's device, time, fitness and the batch AutoBatch
 chose for its share of the GPU (batch -1, two trials on one GPU by default); exits non-zero unless
-both trials completed on a CUDA device with a batch. Installs and downloads nothing (plots off, YOLO_OFFLINE).
+every training completed on a CUDA device with a batch and one of them learned (fitness above 0).
+Installs and downloads nothing (plots off, YOLO_OFFLINE).
 """
 
 from __future__ import annotations
@@ -68,8 +69,14 @@ def main() -> int:
         controller.shutdown()
         controller.ray.close()
     device = "cpu" if args.cpu_smoke else "0"
-    ok = study.state == "completed" and all(
-        t.state == "complete" and t.device == device and t.batch is not None and t.batch >= 1 for t in trials
+    # The trainings must learn, not only run: a batch that swallows the whole training set trains
+    # one step an epoch and scores 0 everywhere (what AutoBatch did on an H200 before its cap).
+    learned = max((t.fitness or 0.0) for t in trials) if trials else 0.0
+    print(f"best fitness over the study's trainings: {learned:.4f}")
+    ok = (
+        study.state == "completed"
+        and learned > 0
+        and all(t.state == "complete" and t.device == device and t.batch is not None and t.batch >= 1 for t in trials)
     )
     print("GPU check passed" if ok else "GPU check FAILED")
     return 0 if ok else 1

@@ -139,14 +139,61 @@ def check_weights_here(model: str) -> None:
         )
 
 
-def batch_note(asked: float, device: str, used: int | None) -> str | None:
-    """How AutoBatch chose a trial's batch (None for a batch size the study gave)."""
+# AutoBatch fills a share of the GPU's memory, up to the whole training set: on a large GPU a small
+# data set becomes one batch, one optimizer step an epoch, and the epochs YOLOv5's hyps count
+# (warmup_epochs, close_mosaic) stop meaning anything (seen on an H200: 512 of 512 images, every
+# fitness 0 after 5 epochs, against 0.16 at batch 16). A study's AutoBatch keeps at least this many
+# batches an epoch.
+MIN_BATCHES_PER_EPOCH = 16
+
+
+def capped_auto_batch(chosen: int, train_images: int) -> int:
+    """AutoBatch's ``chosen`` batch, at most 1/MIN_BATCHES_PER_EPOCH of the training images (at least 1)."""
+    if train_images <= 0:
+        return chosen
+    return max(1, min(chosen, train_images // MIN_BATCHES_PER_EPOCH))
+
+
+def batch_note(asked: float, device: str, used: int | None, auto_chose: int | None = None) -> str | None:
+    """How AutoBatch chose a trial's batch (None for a batch size the study gave); ``auto_chose``:
+    AutoBatch's own choice, when the cap made the batch smaller."""
     if not (asked == -1 or 0 < asked < 1) or used is None:
         return None
     if device == "cpu":
         return f"AutoBatch needs a GPU: on the CPU ultralytics trained with its default batch {used}"
     share = 0.6 if asked == -1 else asked
+    if auto_chose is not None and auto_chose > used:
+        return (
+            f"AutoBatch chose {auto_chose} for {share:.0%} of the GPU memory free at the start; capped at {used} "
+            f"so that an epoch has at least {MIN_BATCHES_PER_EPOCH} batches"
+        )
     return f"AutoBatch chose {used}, the largest batch for {share:.0%} of the GPU memory free at the start"
+
+
+def _capped_trainer() -> type:
+    """ultralytics' detection trainer whose AutoBatch keeps MIN_BATCHES_PER_EPOCH batches an epoch; it
+    records AutoBatch's own choice as ``auto_chose`` (None where AutoBatch did not run)."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class CappedAutoBatchTrainer(DetectionTrainer):
+        auto_chose: int | None = None
+        train_images = 0
+
+        def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None) -> Any:
+            dataset = super().build_dataset(img_path, mode, batch)
+            if mode == "train":
+                self.train_images = len(dataset)
+            return dataset
+
+        def auto_batch(self, *args: Any, **kwargs: Any) -> int:
+            # DetectionTrainer.auto_batch builds the training set once (build_dataset above) to count it.
+            chosen = int(super().auto_batch(*args, **kwargs))
+            if self.device.type == "cpu":  # no AutoBatch there: ultralytics' default batch, as it is
+                return chosen
+            self.auto_chose = chosen
+            return capped_auto_batch(chosen, self.train_images)
+
+    return CappedAutoBatchTrainer
 
 
 def _metrics_of(trainer: Any) -> dict[str, float]:
@@ -185,12 +232,13 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
     per_epoch: list[float] = []
     last_metrics: dict[str, float] = {}
     used_args: dict[str, Any] = {}
-    batch: dict[str, int] = {}
+    batch: dict[str, int | None] = {}
 
     def record_args(trainer: Any) -> None:
         startup["setup_s"] = time.monotonic() - started - startup["imports_s"] - startup["model_s"]
         used_args.update({k: _plain(v) for k, v in vars(trainer.args).items()})
         batch["used"] = int(trainer.batch_size)
+        batch["auto_chose"] = getattr(trainer, "auto_chose", None)
 
     def record_epoch(trainer: Any) -> None:
         # ultralytics calls this once more after training to log best.pt's validation at step
@@ -229,7 +277,7 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
         model.add_callback("on_train_epoch_end", plots_on_last_validation)
     pruned = False
     try:
-        model.train(**train_args_for(spec, device))
+        model.train(trainer=_capped_trainer(), **train_args_for(spec, device))
     except StopTraining:
         pruned = True
     if not per_epoch:
@@ -243,6 +291,6 @@ def train_trial(spec: TrialSpec, device: str = "cpu", on_epoch: EpochCallback | 
         train_args=used_args,
         startup=startup,
         batch=batch.get("used"),
-        batch_note=batch_note(spec.batch, device, batch.get("used")),
+        batch_note=batch_note(spec.batch, device, batch.get("used"), batch.get("auto_chose")),
         pruned=pruned,
     )
