@@ -86,9 +86,10 @@ def evolve_plot(study_id: StudyId, views: Views) -> Response:
 @router.get("/{study_id}/artifacts", response_model=list[ArtifactOut])
 def list_artifacts(study_id: StudyId, views: Views) -> list[ArtifactOut]:
     """The winner's and the seed hyps' diagnostics, as ultralytics draws them (results.png,
-    BoxPR_curve.png, confusion_matrix.png, train_batch*.jpg, labels.jpg, results.csv, ...): from their
-    first confirmation training, or, without confirmation, from one more training of the best trial.
-    404 until confirmation has finished (or that training has run)."""
+    BoxPR_curve.png, confusion_matrix.png, train_batch*.jpg, labels.jpg, results.csv, ...), and that
+    training's weights (last.pt, the model whose final fitness was counted): from their first
+    confirmation training of the top rung, or, without confirmation, from one more training of the
+    best trial. 404 until confirmation has finished (or that training has run)."""
     return views.artifacts(study_id)
 
 

@@ -30,8 +30,10 @@ from service.studies.store import BestTrial, StudyRecord, StudyStore
 from workers.trial_tags import CONFIRMATION, DIAGNOSTICS, TrialTags
 
 ExportSource = Literal["confirmation", "screening"]
-# What a plotting training leaves that is worth showing: ultralytics' plots, images and results.csv.
-ARTIFACT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".csv": "text/csv"}
+# What a plotting training leaves that is worth showing: ultralytics' plots, images and results.csv;
+# and its weights (WEIGHTS: the model at the end of the training whose final fitness was counted).
+ARTIFACT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".csv": "text/csv", ".pt": "application/octet-stream"}
+WEIGHTS = Path("weights") / "last.pt"
 
 
 def _batches(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, ...]:
@@ -65,7 +67,8 @@ class StudyViews:
         return [self._out(record, bests.get(record.id)) for record in self.store.studies()]
 
     def artifacts(self, study_id: int) -> list[ArtifactOut]:
-        """The winner's and the seed hyps' diagnostic plots: the files their plotting training drew."""
+        """The winner's and the seed hyps' diagnostic plots, the files their plotting training drew,
+        and its trained weights (last.pt)."""
         record = self.store.get(study_id)
         return [out for out, _ in self._artifact_files(record)]
 
@@ -108,7 +111,8 @@ class StudyViews:
             if trial is None:
                 continue
             folder = root / str(trial.number)
-            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            shown = [*sorted(folder.iterdir()), folder / WEIGHTS] if folder.is_dir() else []
+            for path in shown:
                 if path.suffix in ARTIFACT_TYPES and path.is_file() and not path.is_symlink():
                     out = ArtifactOut(
                         name=f"{entry}/{path.name}", entry=entry, trial=trial.number, size_bytes=path.stat().st_size

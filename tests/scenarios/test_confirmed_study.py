@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -119,6 +120,18 @@ def _check_diagnostics(server: httpx.Client, study: dict[str, Any]) -> None:
         for file in ("results.png", "BoxPR_curve.png", "confusion_matrix.png", "train_batch0.jpg", "labels.jpg",
                      "results.csv"):  # fmt: skip
             assert f"{entry}/{file}" in names, (file, sorted(names))
+    # The training's weights: a model ultralytics loads, trained the confirmation's epochs.
+    assert "winner/last.pt" in names
+    weights = server.get(f"/studies/{study['id']}/artifacts/winner/last.pt")
+    assert weights.headers["content-type"] == "application/octet-stream"
+    checkpoint = torch.load(io.BytesIO(weights.content), map_location="cpu", weights_only=False)
+    assert checkpoint["model"] is not None
+    # The winner's training on the first confirmation seed, for the confirmation's epochs.
+    trained = checkpoint["train_args"]
+    assert (trained["epochs"], trained["seed"]) == (study["confirmation"]["epochs"], 1)
+    confirmation = study["confirmation"]
+    entries = {e["trial"]: e for e in (confirmation["baseline"], *confirmation["candidates"])}
+    assert trained["lr0"] == pytest.approx(entries[winner]["params"]["lr0"])
     png = server.get(f"/studies/{study['id']}/artifacts/winner/confusion_matrix.png")
     assert png.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(png.content)).size[0] > 100
