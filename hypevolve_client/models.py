@@ -132,6 +132,7 @@ class Study:
     waiting: str | None = None  # why a running study runs no trial now ("waiting for Ray: ...")
     planned_epochs: PlannedEpochs | None = None  # None from a service older than this client
     rungs: list[Confirmation] = field(default_factory=list)  # confirmation rungs below the top, lowest first
+    searched: list[str] = field(default_factory=list)  # the keys the study searches
 
     @property
     def finished(self) -> bool:
@@ -154,6 +155,7 @@ class Study:
             waiting=data.get("waiting"),
             planned_epochs=PlannedEpochs.from_json(data["planned_epochs"]) if data.get("planned_epochs") else None,
             rungs=[Confirmation.from_json(r) for r in data.get("rungs") or []],
+            searched=list(data.get("searched") or []),
         )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Literal, get_args
 
 import optuna
 import yaml
@@ -95,3 +95,26 @@ def default_evolve_keys() -> tuple[str, ...]:
     """Keys searched when a study names none: those that change an ultralytics training (not held)
     and that YOLOv5's own --evolve mutates (gain > 0)."""
     return tuple(k for k, r in load_search_space().items() if k not in HELD_KEYS and r.gain > 0)
+
+
+# The key sets a study can search without naming keys. yolov5-v7.0: default_evolve_keys (v7.0's
+# --evolve, every key it mutates that acts on ultralytics). augmentation: YOLOv5's --evolve on its
+# main branch since 2024, which holds the optimizer and loss keys at the hyp file's values (they
+# depend on the training's length) and evolves these only.
+KeySet = Literal["yolov5-v7.0", "augmentation"]
+KEY_SETS: tuple[KeySet, ...] = get_args(KeySet)
+AUGMENTATION_KEYS = (
+    "hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective", "flipud", "fliplr",
+    "mosaic", "mixup", "copy_paste",
+)  # fmt: skip
+# Keys that act only on data with segment labels (polygons), and why.
+NEEDS_SEGMENTS = {
+    "copy_paste": "ultralytics' copy_paste pastes segments (polygon labels); with box labels only it does nothing",
+}
+
+
+def key_set(name: KeySet) -> tuple[str, ...]:
+    """The keys of a named key set, in YOLOv5's order."""
+    if name == "augmentation":
+        return tuple(k for k in load_search_space() if k in AUGMENTATION_KEYS and k not in HELD_KEYS)
+    return default_evolve_keys()

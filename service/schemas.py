@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from hyps import HYP_KEYS, SEED_HYPS, YOLOV5_FITNESS_WEIGHTS, load_ultralytics_space
+from hyps import HYP_KEYS, SEED_HYPS, YOLOV5_FITNESS_WEIGHTS, KeySet, load_ultralytics_space
 from service.samplers import SAMPLER_NAMES
 from service.settings import check_gpu_amount
 from workers.label_cache import Split
@@ -132,6 +132,14 @@ class StudyRequest(BaseModel):
         description="Keys to search; default: every key with an effect that YOLOv5 evolves. YOLOv5 hyp keys, "
         f"or ultralytics-only arguments by name ({', '.join(load_ultralytics_space())}).",
     )
+    key_set: KeySet = Field(
+        "yolov5-v7.0",
+        description="What a study that names no evolve keys searches: yolov5-v7.0 (every key YOLOv5 v7.0's --evolve "
+        "mutates that acts on ultralytics) or augmentation (YOLOv5's --evolve since 2024: hsv_h, hsv_s, hsv_v, "
+        "degrees, translate, scale, shear, perspective, flipud, fliplr, mosaic, mixup, copy_paste; the optimizer and "
+        "loss keys stay at the seed hyps' values). Either leaves out copy_paste when the training split has no "
+        "segment labels. Not with evolve.",
+    )
     fixed: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="Keys (YOLOv5 or ultralytics-only) held at these values, not searched."
     )
@@ -245,6 +253,14 @@ class StudyRequest(BaseModel):
         the top, RUNG_FACTOR times as many on each rung below."""
         rungs = self.confirm_rungs
         return [self.confirm_top_k * RUNG_FACTOR ** (rungs - 1 - rung) for rung in range(rungs)]
+
+    @field_validator("key_set")
+    @classmethod
+    def _set_or_keys(cls, value: str, info: ValidationInfo) -> str:
+        # The default beside evolve is what a stored request reads back as: only another set conflicts.
+        if info.data.get("evolve") is not None and value != "yolov5-v7.0":
+            raise ValueError("names the keys a study searches when evolve names none: give evolve or key_set, not both")
+        return value
 
     @field_validator("confirm_rungs")
     @classmethod
@@ -424,6 +440,9 @@ class SplitReportOut(BaseModel):
     images_ignored: int = Field(description="Images ultralytics' check rejects: training skips them.")
     background_images: int = Field(description="Usable images without a box (no label file, or an empty one).")
     background_share: float = Field(description="background_images / usable images.")
+    segment_images: int = Field(
+        0, description="Usable images whose labels are polygons (segments), which copy_paste needs to act."
+    )
     images_per_class: dict[str, int]
     instances_per_class: dict[str, int]
     boxes_by_size: dict[str, int] = Field(
@@ -493,6 +512,10 @@ class StudyOut(BaseModel):
         None,
         description="Once its top rung is planned (after screening, and after the rungs below): the confirmation "
         "stage and its verdict.",
+    )
+    searched: list[str] = Field(
+        default_factory=list,
+        description="The keys the study searches (evolve, or its key_set less what cannot act on the data set).",
     )
     rungs: list[ConfirmationOut] = Field(
         default_factory=list,

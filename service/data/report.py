@@ -64,7 +64,7 @@ _IGNORED_BECAUSE = (
     ("mix segment and detection", "malformed_label_files"),
     ("could not convert", "malformed_label_files"),
 )
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"  # 2: segment_images
 # The Optuna study user attribute that keeps the report made when the study was created.
 STUDY_ATTR = "dataset_report"
 
@@ -97,18 +97,23 @@ def _truncated_jpeg(path: str) -> bool:
         return False
 
 
-def _verify(args: tuple[str, str, int]) -> tuple[str, np.ndarray | None, tuple[int, int] | None, int, int, str]:
-    """(image, labels, (h, w), missing, found, problem or message) for one image."""
+def _verify(
+    args: tuple[str, str, int],
+) -> tuple[str, np.ndarray | None, tuple[int, int] | None, int, int, str, bool]:
+    """(image, labels, (h, w), missing, found, problem or message, whether its labels are segments)
+    for one image."""
     from ultralytics.data.utils import verify_image_label
 
     image, label, nc = args
     has_label = os.path.isfile(label)
     if _truncated_jpeg(image):
-        return image, None, None, int(not has_label), int(has_label), "truncated_jpegs"
-    _, labels, shape, _, _, nm, nf, _, corrupt, message = verify_image_label((image, label, "", False, nc, 0, 0, False))
+        return image, None, None, int(not has_label), int(has_label), "truncated_jpegs", False
+    _, labels, shape, segments, _, nm, nf, _, corrupt, message = verify_image_label(
+        (image, label, "", False, nc, 0, 0, False)
+    )
     if corrupt:  # a rejected image's label file is not looked at: say whether there is one
-        return image, None, None, int(not has_label), int(has_label), message
-    return image, labels, shape, nm, nf, message
+        return image, None, None, int(not has_label), int(has_label), message, False
+    return image, labels, shape, nm, nf, message, bool(segments)
 
 
 def _problem(message: str) -> str:
@@ -144,7 +149,7 @@ def _scan_split(
     labels = img2label_paths(list[str | Path](images))
     nc = len(names)
     problems = _Problems(root)
-    background = found = ignored = 0
+    background = found = ignored = segmented = 0
     kept: list[np.ndarray] = []  # each image's boxes
     pixels: list[tuple[float, float]] = []  # each image's width and height at imgsz
     kept_images: list[str] = []
@@ -152,7 +157,7 @@ def _scan_split(
     # again as slow with six threads on two cores). The loop only collects; numpy counts at the end.
     with ThreadPool(NUM_THREADS) as pool:
         results = pool.imap(_verify, [(i, lb, nc) for i, lb in zip(images, labels, strict=True)], chunksize=64)
-        for image, boxes, shape, missing, has_file, message in results:
+        for image, boxes, shape, missing, has_file, message, segments in results:
             found += has_file
             if missing:
                 problems.add("images_without_label_file", image)
@@ -166,6 +171,7 @@ def _scan_split(
             if not len(boxes):
                 background += 1
                 continue
+            segmented += segments
             height, width = shape
             scale = imgsz / max(height, width)
             kept.append(boxes)
@@ -190,6 +196,7 @@ def _scan_split(
         images_ignored=ignored,
         background_images=background,
         background_share=background / usable if usable else 0.0,
+        segment_images=segmented,
         images_per_class={names[c]: int(per_class_images[c]) for c in range(nc)},
         instances_per_class={names[c]: int(per_class_instances[c]) for c in range(nc)},
         boxes_by_size={"small": int(sizes[0]), "medium": int(sizes[1]), "large": int(sizes[2])},

@@ -70,7 +70,11 @@ class StudyController:
                 f"rejected, {train.background_images} without labels); GET /datasets/{request.dataset}/report says why",
             )
         self._check_gpus(request)
-        plan = build_plan(request.seed_hyp, request.evolve, request.fixed, request.bounds, request.fitness_weights)
+        segments = report.splits[0].segment_images > 0  # the train split's: what training sees
+        plan = build_plan(
+            request.seed_hyp, request.evolve, request.fixed, request.bounds, request.fitness_weights,
+            keys_from=request.key_set, segments=segments,
+        )  # fmt: skip
         if request.name is not None and (taken := self.store.name_taken_by(request.name)) is not None:
             raise Conflict(f"a study named {request.name!r} already exists (id {taken})")
         # SQLite has one writer: commit our row before Optuna writes through its own connection.

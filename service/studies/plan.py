@@ -21,10 +21,12 @@ import yaml
 from hyps import (
     HELD_KEYS,
     HYP_KEYS,
+    NEEDS_SEGMENTS,
     SEED_HYPS,
     YOLOV5_FITNESS_WEIGHTS,
     KeyRange,
-    default_evolve_keys,
+    KeySet,
+    key_set,
     load_search_space,
     load_seed_hyp,
     load_ultralytics_space,
@@ -175,24 +177,32 @@ def build_plan(
     fixed: Mapping[str, float] | None = None,
     bounds: Mapping[str, Sequence[float]] | None = None,
     fitness_weights: Sequence[float] = YOLOV5_FITNESS_WEIGHTS,
+    keys_from: KeySet = "yolov5-v7.0",
+    segments: bool = True,
 ) -> StudyPlan:
-    """Check the search settings of a request against each other and YOLOv5's bounds."""
+    """Check the search settings of a request against each other and YOLOv5's bounds. Without
+    ``evolve``, the keys of the key set ``keys_from``; on data without segment labels
+    (``segments`` False), less the keys that need them, and a key that needs them may not be named."""
     seed, seed_name = resolve_seed(seed_hyp)
     fixed = dict(fixed or {})
     for key, value in fixed.items():
         _known_key("fixed", key)
         if key in HELD_KEYS:
             raise InvalidRequest(f"fixed.{key}", value, f"has no effect on the ultralytics backend: {HELD_KEYS[key]}")
+        if not segments and key in NEEDS_SEGMENTS:
+            raise InvalidRequest(f"fixed.{key}", value, f"cannot act on this data set: {NEEDS_SEGMENTS[key]}")
         _check_allowed(f"fixed.{key}", key, value)
 
     if evolve is None:
-        keys = [k for k in default_evolve_keys() if k not in fixed]
+        keys = [k for k in key_set(keys_from) if k not in fixed and (segments or k not in NEEDS_SEGMENTS)]
     else:
         keys = list(evolve)
         for key in keys:
             _known_key("evolve", key)
             if key in HELD_KEYS:
                 raise InvalidRequest("evolve", key, f"has no effect on the ultralytics backend: {HELD_KEYS[key]}")
+            if not segments and key in NEEDS_SEGMENTS:
+                raise InvalidRequest("evolve", key, f"cannot act on this data set: {NEEDS_SEGMENTS[key]}")
             if key in fixed:
                 raise InvalidRequest("evolve", key, "is also in fixed; a key is either searched or held constant")
         if len(set(keys)) != len(keys):

@@ -221,6 +221,7 @@ def study_out(
         stage=_stage(record, trials, rungs),
         confirmation=ConfirmationOut.model_validate(confirmation) if confirmation is not None else None,
         rungs=[ConfirmationOut.model_validate(r) for r in rungs if r is not confirmation],
+        searched=list(record.plan.evolve),
         waiting=waiting if record.state.unfinished else None,
         dataset_report=dataset_report,
     )

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.schemas import StudyRequest
 from service.settings import Settings
 from tests.conftest import LiveServer, copy_dataset, make_settings
 from tests.helpers import nothing_written
@@ -100,6 +101,7 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("confirm_seeds_max", "5"),
     # Below the default confirm_seeds (3): racing adds seeds, it never takes any away.
     ("confirm_seeds_max", 2),
+    ("key_set", "yolov8"),
     ("confirm_rungs", 0),
     ("confirm_rungs", 5),
     ("confirm_rungs", "2"),
@@ -166,6 +168,24 @@ def test_download_key_in_data_yaml_gets_422(api: httpx.Client, settings: Setting
     assert response.status_code == 422
     assert "'download' key" in response.json()["detail"]
     nothing_written(settings)
+
+
+def test_a_key_set_with_named_keys_gets_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
+    response = api.post("/studies", json={"dataset": shapes, "evolve": ["lr0"], "key_set": "augmentation"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] == {
+        "field": "key_set", "value": "augmentation", "message": response.json()["errors"][0]["message"]
+    }  # fmt: skip
+    assert "give evolve or key_set, not both" in response.json()["detail"]
+    nothing_written(settings)
+
+
+def test_a_stored_request_reads_back_as_it_was_taken() -> None:
+    # The service stores the request with every field (defaults included) and validates it again on
+    # every load: each field's rules must accept what they accepted once.
+    for fields in ({"evolve": ["lr0"]}, {"key_set": "augmentation"}, {"confirm_rungs": 2, "confirm_seeds_max": 6}):
+        request = StudyRequest(dataset="shapes/data.yaml", **fields)
+        assert StudyRequest.model_validate(request.model_dump(mode="json")) == request
 
 
 def test_rungs_without_confirmation_get_422(api: httpx.Client, settings: Settings, shapes: str) -> None:

@@ -115,6 +115,17 @@ def test_box_sizes_are_measured_at_the_training_size(data_root: Path) -> None:
     assert _report(data_root, 96).splits[0].boxes_by_size == {"small": 4, "medium": 0, "large": 0}
 
 
+def test_images_labelled_with_segments_are_counted(data_root: Path) -> None:
+    picture = np.zeros((64, 64, 3), dtype=np.uint8)
+    boxes = [(picture, ["0 0.5 0.5 0.3 0.3"])] * 3
+    polygons = [(picture, ["0 0.2 0.2 0.6 0.2 0.6 0.6 0.2 0.6"])] * 2  # a square as a polygon: a segment
+    write_dataset(data_root / "shapes", ["thing"], [*boxes, *polygons], boxes)
+    train, val = _report(data_root).splits
+    # ultralytics reads a polygon as a segment (and its box); copy_paste needs them.
+    assert (train.segment_images, val.segment_images) == (2, 0)
+    assert sum(train.instances_per_class.values()) == 5
+
+
 def test_the_cache_answers_an_unchanged_data_set_and_a_changed_one_is_scanned_again(
     data_root: Path, tmp_path: Path
 ) -> None:

@@ -42,6 +42,28 @@ def test_uploaded_seed_as_yaml_text_fills_missing_keys_from_scratch_low() -> Non
     assert (plan.seed["lr0"], plan.seed["momentum"], plan.seed["box"]) == (0.02, 0.9, 0.05)
 
 
+def test_key_sets_and_keys_that_cannot_act_without_segments() -> None:
+    augmentation = build_plan("scratch-low", keys_from="augmentation")
+    # YOLOv5's --evolve since 2024: the augmentation keys, the optimizer and loss keys at the seed's values.
+    assert augmentation.evolve == ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear",
+                                   "perspective", "flipud", "fliplr", "mosaic", "mixup", "copy_paste")  # fmt: skip
+    assert "lr0" not in augmentation.evolve
+    assert augmentation.hyp_for({})["lr0"] == load_seed_hyp("scratch-low")["lr0"]
+    # Box labels only: copy_paste cannot act, so no key set searches it...
+    for keys_from in ("yolov5-v7.0", "augmentation"):
+        plan = build_plan("scratch-low", keys_from=keys_from, segments=False)
+        assert "copy_paste" not in plan.evolve
+        assert set(plan.evolve) == set(build_plan("scratch-low", keys_from=keys_from).evolve) - {"copy_paste"}
+    # ... and naming it, to search or to hold, is refused.
+    with pytest.raises(InvalidRequest) as named:
+        build_plan("scratch-low", evolve=["lr0", "copy_paste"], segments=False)
+    assert (named.value.field, named.value.value) == ("evolve", "copy_paste")
+    assert "segments" in named.value.reason
+    with pytest.raises(InvalidRequest) as held:
+        build_plan("scratch-low", fixed={"copy_paste": 0.5}, segments=False)
+    assert (held.value.field, held.value.value) == ("fixed.copy_paste", 0.5)
+
+
 def test_plan_survives_its_json_form() -> None:
     plan = build_plan({"lr0": 0.02}, evolve=["lr0", "hsv_h"], fixed={"mixup": 0.1}, bounds={"hsv_h": [0.0, 0.05]},
                       fitness_weights=[0.1, 0.1, 0.4, 0.4])  # fmt: skip
