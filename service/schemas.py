@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hyps import HYP_KEYS, SEED_HYPS, YOLOV5_FITNESS_WEIGHTS, KeySet, load_ultralytics_space
 from service.samplers import SAMPLER_NAMES
@@ -87,6 +89,52 @@ RUNG_FACTOR = 3
 # What a dataset field may be, as the OpenAPI schema says it (service.data.datasets checks it, and
 # more: that it stays inside the data root once links are followed).
 DATASET_PATTERN = r"^[^/].*\.ya?ml$"
+DEFAULT_N_TRIALS = 30
+
+
+def confirmation_plan_epochs(n_trials: int, top_k: int, seeds: int, seed_cap: int, rungs: int, top_epochs: int) -> int:
+    """Confirmation's training epochs at most, before anything is planned: on each rung its
+    candidates (top_k x RUNG_FACTOR^(rungs above it), at most the trials besides trial 0 and at most
+    the rung below's) and the seed hyps, on ``seeds`` seeds (the top rung on its racing cap), at the
+    rung's length (top_epochs / RUNG_FACTOR per rung down)."""
+    total, candidates = 0, n_trials - 1
+    for rung in range(rungs):
+        below_top = rungs - 1 - rung
+        candidates = min(top_k * RUNG_FACTOR**below_top, candidates)
+        if candidates <= 0:
+            return 0
+        total += (candidates + 1) * (seed_cap if below_top == 0 else seeds) * (top_epochs // RUNG_FACTOR**below_top)
+    return total
+
+
+def trials_for_budget(budget: int, epochs: int, diagnostics: bool, plan: Callable[[int], int]) -> int | None:
+    """The most trials (2 at least: the seed hyps and one more; 10000 at most) whose screening
+    (trials x epochs), confirmation at most (``plan(trials)``) and diagnostics training fit ``budget``
+    epochs; None when not even 2 do."""
+    best = None
+    for trials in range(2, min(budget // epochs, 10000) + 1):
+        confirming = plan(trials)
+        total = trials * epochs + confirming + (epochs if diagnostics and confirming == 0 else 0)
+        if total <= budget:
+            best = trials
+    return best
+
+
+def _confirmation_of(fields: Mapping[str, Any]) -> Callable[[int], int]:
+    """Confirmation's epochs at most, by number of trials, for a request's fields (as validated so far)."""
+    if not fields["confirm_top_k"]:
+        return lambda trials: 0
+    seeds = fields["confirm_seeds"]
+    cap = fields.get("confirm_seeds_max") or seeds
+    top = fields.get("confirm_epochs") or CONFIRM_EPOCHS_FACTOR * fields["epochs"]
+    return partial(confirmation_plan_epochs, top_k=fields["confirm_top_k"], seeds=seeds, seed_cap=cap,
+                   rungs=fields["confirm_rungs"], top_epochs=top)  # fmt: skip
+
+
+def _budget_trials(budget: int, fields: Mapping[str, Any]) -> int | None:
+    return trials_for_budget(budget, fields["epochs"], fields["diagnostics"], _confirmation_of(fields))
+
+
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -117,7 +165,12 @@ class StudyRequest(BaseModel):
         "AutoBatch, 60% of its memory); a fraction such as 0.7: AutoBatch for that share of its memory. A trial on "
         "a part of a GPU (gpus_per_trial < 1) is sized to its part; on a CPU AutoBatch falls back to 16.",
     )
-    n_trials: JsonInt = Field(30, ge=1, le=10000, description="Trials in the study, the seed trial included.")
+    n_trials: JsonInt = Field(
+        DEFAULT_N_TRIALS,
+        ge=1,
+        le=10000,
+        description="Trials in the study, the seed trial included; with budget_epochs, what the budget buys.",
+    )
     parallel: JsonInt = Field(1, ge=1, le=1024, description="Trials running at once.")
     # The default is what bench/compare_tuners.py found best; see README, Benchmarks.
     sampler: str = Field("yolov5", description=f"One of {', '.join(SAMPLER_NAMES)}.")
@@ -216,6 +269,49 @@ class StudyRequest(BaseModel):
         json_schema_extra={"pattern": _NAME_PATTERN.pattern},
         description="Unique; letters, digits, '.', '_', '-' (a letter or digit first, 64 at most); default study-<id>.",
     )
+    budget_epochs: JsonInt | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="The whole study's training epochs instead of n_trials: the most trials whose screening, "
+        "confirmation at most (every rung, the racing cap) and diagnostics fit it (planned_epochs shows the "
+        "split). Not with another n_trials.",
+    )
+
+    def planned_confirmation_epochs(self, n_trials: int | None = None) -> int:
+        """Confirmation's training epochs at most for ``n_trials`` trials (default: the study's)."""
+        if self.confirm_top_k == 0:
+            return 0
+        return confirmation_plan_epochs(
+            self.n_trials if n_trials is None else n_trials, self.confirm_top_k, self.confirm_seeds, self.seed_cap(),
+            self.confirm_rungs, self.confirmation_epochs(),
+        )  # fmt: skip
+
+    @field_validator("budget_epochs")
+    @classmethod
+    def _budget_fits(cls, value: int | None, info: ValidationInfo) -> int | None:
+        data = info.data
+        needed = ("epochs", "n_trials", "confirm_top_k", "confirm_seeds", "confirm_rungs", "diagnostics")
+        if value is None or any(data.get(k) is None for k in needed):
+            return value  # another field's error is already said
+        trials = _budget_trials(value, data)
+        if trials is None:
+            least = 2 * data["epochs"] + _confirmation_of(data)(2)
+            raise ValueError(
+                f"is too small: the least study (the seed hyps and one trial of {data['epochs']} epochs, and their "
+                f"confirmation) plans {least} epochs"
+            )
+        if data["n_trials"] not in (DEFAULT_N_TRIALS, trials):
+            raise ValueError(f"buys {trials} trials but n_trials is {data['n_trials']}: give one of them")
+        return value
+
+    @model_validator(mode="after")
+    def _trials_from_budget(self) -> StudyRequest:
+        if self.budget_epochs is not None:
+            trials = _budget_trials(self.budget_epochs, self.model_dump())
+            assert trials is not None  # _budget_fits refused the request otherwise
+            self.n_trials = trials
+        return self
 
     def confirmation_epochs(self) -> int:
         """Epochs of each top-rung confirmation training: as asked, or CONFIRM_EPOCHS_FACTOR x the trials' epochs."""

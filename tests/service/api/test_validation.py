@@ -102,6 +102,10 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     # Below the default confirm_seeds (3): racing adds seeds, it never takes any away.
     ("confirm_seeds_max", 2),
     ("key_set", "yolov8"),
+    ("budget_epochs", 0),
+    ("budget_epochs", "600"),
+    # The least study with the default confirmation (10-epoch trials, 3 seeds of 30 epochs) plans 200.
+    ("budget_epochs", 150),
     ("confirm_rungs", 0),
     ("confirm_rungs", 5),
     ("confirm_rungs", "2"),
@@ -180,10 +184,23 @@ def test_a_key_set_with_named_keys_gets_422(api: httpx.Client, settings: Setting
     nothing_written(settings)
 
 
+def test_a_budget_with_another_number_of_trials_gets_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
+    response = api.post("/studies", json={"dataset": shapes, "budget_epochs": 1000, "n_trials": 5})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "budget_epochs"
+    assert "buys 64 trials but n_trials is 5" in response.json()["detail"]
+    nothing_written(settings)
+
+
 def test_a_stored_request_reads_back_as_it_was_taken() -> None:
     # The service stores the request with every field (defaults included) and validates it again on
     # every load: each field's rules must accept what they accepted once.
-    for fields in ({"evolve": ["lr0"]}, {"key_set": "augmentation"}, {"confirm_rungs": 2, "confirm_seeds_max": 6}):
+    for fields in (
+        {"evolve": ["lr0"]},
+        {"key_set": "augmentation"},
+        {"confirm_rungs": 2, "confirm_seeds_max": 6},
+        {"budget_epochs": 1000},
+    ):
         request = StudyRequest(dataset="shapes/data.yaml", **fields)
         assert StudyRequest.model_validate(request.model_dump(mode="json")) == request
 

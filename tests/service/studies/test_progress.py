@@ -58,3 +58,17 @@ def test_rungs_are_planned_rung_by_rung() -> None:
     low = ConfirmationResult(entry, [replace(entry, trial=n) for n in range(1, 6)], False, None, None, None, None,
                              epochs=3, seeds=[4, 5, 6], trainings_done=0, trainings_total=18)  # fmt: skip
     assert planned_epochs(_record(**request), [low]).confirmation == 18 * 3 + 4 * 3 * 9
+
+
+def test_a_budget_in_epochs_buys_the_trials_that_fit_it() -> None:
+    # 1000 epochs: 64 trials x 10 epochs, and the confirmation at most: 3 candidates and the seed hyps
+    # x 3 seeds x 30 epochs (360). One more trial would not fit.
+    record = _record(epochs=10, budget_epochs=1000, n_trials=30)
+    assert record.request.n_trials == 64
+    planned = planned_epochs(record, [])
+    assert (planned.screening, planned.confirmation, planned.total) == (640, 360, 1000)
+    # Rungs and the racing cap count at most: 2 rungs (9 then 3 candidates) racing to 5 seeds.
+    rungs = _record(epochs=10, budget_epochs=2000, confirm_rungs=2, confirm_seeds_max=5, n_trials=30)
+    plan = 10 * 3 * 10 + 4 * 5 * 30
+    assert rungs.request.n_trials == (2000 - plan) // 10
+    assert planned_epochs(rungs, []).total <= 2000 < planned_epochs(rungs, []).total + 10
