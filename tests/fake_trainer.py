@@ -12,13 +12,19 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray
 
 from workers.task import ReportTo, placement_here
 from workers.training import TrialResult, TrialSpec
+
+if TYPE_CHECKING:
+    from service.studies.controller import StudyController
 
 HOLD_S = 3.0
 HOLD_FILE = "hold.json"
@@ -75,3 +81,24 @@ def poisoned_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult | N
 
 
 poisoned_trial = ray.remote(max_retries=0)(poisoned_trial_here)
+
+
+@contextmanager
+def stand_in_controller(
+    tmp_path: Path, data_root: Path, shapes_root: Path, task: str = "fake_trial"
+) -> Iterator[StudyController]:
+    """A real controller (its own local Ray of 4 CPUs, the sample data set) whose trials run the
+    stand-in ``task`` of this module. Imported here, not at the top: Ray workers import this module."""
+    from service.cluster.runtime import RayLink
+    from service.studies.controller import StudyController
+    from tests.conftest import copy_dataset, make_settings
+
+    copy_dataset(shapes_root, data_root)
+    settings = make_settings(tmp_path / "home", data_root, RAY_NUM_CPUS=4)
+    link = RayLink(settings)
+    controller = StudyController(settings, link, trial_task=f"tests.fake_trainer:{task}")
+    try:
+        yield controller
+    finally:
+        controller.shutdown()
+        link.close()

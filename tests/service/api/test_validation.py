@@ -174,21 +174,23 @@ def test_download_key_in_data_yaml_gets_422(api: httpx.Client, settings: Setting
     nothing_written(settings)
 
 
-def test_a_key_set_with_named_keys_gets_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
-    response = api.post("/studies", json={"dataset": shapes, "evolve": ["lr0"], "key_set": "augmentation"})
-    assert response.status_code == 422, response.text
-    assert response.json()["errors"][0] == {
-        "field": "key_set", "value": "augmentation", "message": response.json()["errors"][0]["message"]
-    }  # fmt: skip
-    assert "give evolve or key_set, not both" in response.json()["detail"]
-    nothing_written(settings)
+# Fields each valid alone that conflict: the error names the field that says why, with its value.
+CONFLICTS = [
+    ({"evolve": ["lr0"], "key_set": "augmentation"}, "key_set", "give evolve or key_set, not both"),
+    ({"budget_epochs": 1000, "n_trials": 5}, "budget_epochs", "buys 64 trials but n_trials is 5"),
+    ({"confirm_top_k": 0, "confirm_rungs": 2}, "confirm_rungs", "confirm_top_k is 0"),
+]
 
 
-def test_a_budget_with_another_number_of_trials_gets_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
-    response = api.post("/studies", json={"dataset": shapes, "budget_epochs": 1000, "n_trials": 5})
+@pytest.mark.parametrize(("fields", "field", "message"), CONFLICTS, ids=[c[1] for c in CONFLICTS])
+def test_conflicting_fields_get_422_naming_one(
+    api: httpx.Client, settings: Settings, shapes: str, fields: dict[str, Any], field: str, message: str
+) -> None:
+    response = api.post("/studies", json={"dataset": shapes, **fields})
     assert response.status_code == 422, response.text
-    assert response.json()["errors"][0]["field"] == "budget_epochs"
-    assert "buys 64 trials but n_trials is 5" in response.json()["detail"]
+    error = response.json()["errors"][0]
+    assert (error["field"], error["value"]) == (field, fields[field])
+    assert message in response.json()["detail"]
     nothing_written(settings)
 
 
@@ -203,14 +205,6 @@ def test_a_stored_request_reads_back_as_it_was_taken() -> None:
     ):
         request = StudyRequest(dataset="shapes/data.yaml", **fields)
         assert StudyRequest.model_validate(request.model_dump(mode="json")) == request
-
-
-def test_rungs_without_confirmation_get_422(api: httpx.Client, settings: Settings, shapes: str) -> None:
-    response = api.post("/studies", json={"dataset": shapes, "confirm_top_k": 0, "confirm_rungs": 2})
-    assert response.status_code == 422, response.text
-    assert response.json()["errors"][0]["field"] == "confirm_rungs"
-    assert "confirm_top_k is 0" in response.json()["detail"]
-    nothing_written(settings)
 
 
 def test_missing_dataset_field_gets_422(api: httpx.Client, settings: Settings) -> None:

@@ -11,23 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from service.cluster.runtime import RayLink
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
-from tests.conftest import copy_dataset, make_settings
+from tests.fake_trainer import stand_in_controller
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def controller(tmp_path: Path, data_root: Path, shapes_root: Path) -> Iterator[StudyController]:
-    copy_dataset(shapes_root, data_root)
-    settings = make_settings(tmp_path / "home", data_root, RAY_NUM_CPUS=4)
-    ray = RayLink(settings)
-    controller = StudyController(settings, ray, trial_task="tests.fake_trainer:fake_trial")
-    yield controller
-    controller.shutdown()
-    ray.close()
+    with stand_in_controller(tmp_path, data_root, shapes_root, "fake_trial") as controller:
+        yield controller
 
 
 def test_the_runner_adds_a_seed_then_ends_when_every_candidate_drops(controller: StudyController) -> None:

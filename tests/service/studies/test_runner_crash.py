@@ -14,25 +14,18 @@ from typing import Any
 import pytest
 import sqlalchemy.exc
 
-from service.cluster.runtime import RayLink
 from service.schemas import StudyOut, StudyRequest
 from service.studies.controller import StudyController
 from service.studies.trials import TrialBook
-from tests.conftest import copy_dataset, make_settings
-from tests.fake_trainer import HOLD_S, POISON_FILE
+from tests.fake_trainer import HOLD_S, POISON_FILE, stand_in_controller
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def controller(tmp_path: Path, data_root: Path, shapes_root: Path) -> Iterator[StudyController]:
-    copy_dataset(shapes_root, data_root)
-    settings = make_settings(tmp_path / "home", data_root, RAY_NUM_CPUS=4)
-    ray = RayLink(settings)
-    controller = StudyController(settings, ray, trial_task="tests.fake_trainer:poisoned_trial")
-    yield controller
-    controller.shutdown()
-    ray.close()
+    with stand_in_controller(tmp_path, data_root, shapes_root, "poisoned_trial") as controller:
+        yield controller
 
 
 def _ended(controller: StudyController, study_id: int, timeout: float = 90) -> StudyOut:
