@@ -6,18 +6,28 @@ a search seed). Reported: mean final fitness with a 95% t-interval, the paired d
 scratch-low's final trainings (same final seeds), and the training epochs each method spent
 searching (confirmation included).
 
-Methods:
+Methods (every searching one at the same training epochs: the service's budget_epochs, the
+epochs today's default plans for --trials screening trials; the tuner as many iterations):
   scratch-low          YOLOv5's hyp.scratch-low.yaml untouched: the reference (no search)
   hypevolve            the service with its confirmation stage (--confirm-top-k, --confirm-seeds,
-                       --confirm-epochs), exporting the confirmed winner
+                       --confirm-epochs), exporting the confirmed winner: today's default (one rung,
+                       key_set yolov5-v7.0)
+  hypevolve-aug        the same with YOLOv5's current key set (key_set augmentation) and no rungs
+  hypevolve-rungs      the same with 2 rungs (confirm_rungs 2)
+  hypevolve-race       the same racing from --confirm-seeds up to --race-cap seeds
+  hypevolve-new        augmentation keys, 2 rungs and racing together: a candidate new default
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
                        epochs; its best_hyperparameters.yaml (it searches close_mosaic itself)
   *-cm10               the same with the trials' close_mosaic fixed at 10 (ultralytics' default)
 
-Fitness everywhere: 0.1 x mAP50 + 0.9 x mAP50-95 of the last epoch. Writes to --out: trainings.csv
-(every search trial and final training), summary.md, final_fitness.png.
+Each searching method runs once per --search-seeds seed; scratch-low's final trainings are shared.
+Reported per method: the gain over scratch-low pooled over search seeds (each search's mean paired
+gain on the final seeds, then a t-interval over the searches), each study's verdict beside what its
+final trainings showed (an `improved` whose export then does not beat scratch-low is contradicted),
+and the epochs spent. Fitness everywhere: 0.1 x mAP50 + 0.9 x mAP50-95 of the last epoch. Writes to
+--out: trainings.csv (every search trial and final training), summary.md, final_fitness.png.
 
     .venv/bin/python bench/what_users_get.py                       # both generated data sets
     .venv/bin/python bench/what_users_get.py --data path/to/data.yaml --epochs 10 --trials 30
@@ -37,6 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -72,6 +83,10 @@ METHODS = (
     "scratch-low",
     "hypevolve",
     "hypevolve-cm10",
+    "hypevolve-aug",
+    "hypevolve-rungs",
+    "hypevolve-race",
+    "hypevolve-new",
     "hypevolve-noconf",
     "hypevolve-noconf-cm10",
     "tuner",
@@ -82,7 +97,7 @@ GENERATED = {
     "shapes": (partial(write_sample_dataset, n_train=256, n_val=64), 64),
     "small-objects": (write_small_objects_dataset, 96),
 }
-FIELDS = ["dataset", "method", "stage", "seed", "epochs", "fitness", "wall_s", "note"]
+FIELDS = ["dataset", "method", "stage", "seed", "epochs", "fitness", "wall_s", "note", "search_seed"]
 
 
 @dataclass
@@ -95,6 +110,7 @@ class Row:
     fitness: float | None
     wall_s: float
     note: str = ""
+    search_seed: int = 0  # the search the row belongs to (scratch-low's finals: 0, shared by all)
 
 
 # One Ray driver for every study of the run, started before the clock does (as a deployment's is).
@@ -130,6 +146,7 @@ def read_rows(path: Path) -> list[Row]:
                 float(r["fitness"]) if r["fitness"] else None,
                 float(r["wall_s"]),
                 r["note"],
+                int(r.get("search_seed") or 0),  # older files ran one search, at seed 0
             )
             for r in csv.DictReader(handle)
         ]
@@ -139,24 +156,31 @@ def read_rows(path: Path) -> list[Row]:
 
 
 def search_budget(args: argparse.Namespace) -> int:
-    """Epochs the confirmation method spends: screening plus (top_k + baseline) x seeds x confirm epochs."""
+    """Epochs every searching method is given: --budget, or what today's default plans for --trials
+    screening trials (screening plus (top_k + baseline) x seeds x confirm epochs)."""
+    if args.budget:
+        return int(args.budget)
     confirm_epochs = args.confirm_epochs or 3 * args.epochs
     return args.trials * args.epochs + (args.confirm_top_k + 1) * args.confirm_seeds * confirm_epochs
 
 
 def run_service(
-    method: str, name: str, data_root: Path, dataset: str, imgsz: int, args: argparse.Namespace, work: Path
-) -> tuple[dict[str, Any], list[Row]]:
+    method: str, name: str, data_root: Path, dataset: str, imgsz: int, args: argparse.Namespace, work: Path,
+    search_seed: int,
+) -> tuple[dict[str, Any], list[Row]]:  # fmt: skip
     """One study; returns the exported ultralytics train arguments and a row per training."""
-    settings = Settings(HOME=work / f"{name}-{method}", DATA_ROOT=data_root)  # type: ignore[call-arg]
+    settings = Settings(HOME=work / f"{name}-{method}-{search_seed}", DATA_ROOT=data_root)  # type: ignore[call-arg]
     controller = StudyController(settings, _ray())
     confirm = not method.startswith("hypevolve-noconf")
-    n_trials = args.trials if confirm else max(2, round(search_budget(args) / args.epochs))
+    variant = method.removeprefix("hypevolve").removeprefix("-")
     request = StudyRequest(
-        dataset=dataset, model=args.model, epochs=args.epochs, imgsz=imgsz, batch=args.batch, n_trials=n_trials,
-        parallel=2, seed=args.search_seed, confirm_top_k=args.confirm_top_k if confirm else 0,
-        confirm_seeds=args.confirm_seeds, confirm_epochs=args.confirm_epochs,
-        fixed={"close_mosaic": 10} if method.endswith("-cm10") else {},
+        dataset=dataset, model=args.model, epochs=args.epochs, imgsz=imgsz, batch=args.batch,
+        budget_epochs=search_budget(args), parallel=2, seed=search_seed,
+        confirm_top_k=args.confirm_top_k if confirm else 0, confirm_seeds=args.confirm_seeds,
+        confirm_epochs=args.confirm_epochs, fixed={"close_mosaic": 10} if method.endswith("-cm10") else {},
+        key_set="augmentation" if variant in ("aug", "new") else "yolov5-v7.0",
+        confirm_rungs=2 if variant in ("rungs", "new") else 1,
+        confirm_seeds_max=args.race_cap if variant in ("race", "new") else None,
     )  # fmt: skip
     study = controller.create_study(request)
     while (study := controller.views.get_study(study.id)).state in ("queued", "running"):
@@ -176,26 +200,28 @@ def run_service(
             t.fitness,
             t.duration_s or 0.0,
             f"trial {t.number}",
+            search_seed,
         )
         for t in trials
         if t.state in ("complete", "pruned")
     ]
-    rows.append(Row(name, method, "verdict", args.search_seed, 0, None, 0.0, f"{verdict}; {' '.join(header)[:300]}"))
+    note = f"{verdict}; {' '.join(header)[:300]}"
+    rows.append(Row(name, method, "verdict", search_seed, 0, None, 0.0, note, search_seed))
     return exported, rows
 
 
 def run_tuner(
-    name: str, data_yaml: Path, imgsz: int, args: argparse.Namespace, work: Path
+    name: str, data_yaml: Path, imgsz: int, args: argparse.Namespace, work: Path, search_seed: int
 ) -> tuple[dict[str, Any], list[Row]]:
     seal_ultralytics()
     from ultralytics import YOLO
 
     iterations = max(2, round(search_budget(args) / args.epochs))
-    folder = f"tune-{name}"
+    folder = f"tune-{name}-{search_seed}"
     started = time.monotonic()
     YOLO(args.model).tune(
         data=str(data_yaml), epochs=args.epochs, iterations=iterations, imgsz=imgsz, batch=args.batch,
-        optimizer="SGD", seed=args.search_seed, workers=0, plots=False, save=False, val=True, verbose=False,
+        optimizer="SGD", seed=search_seed, workers=0, plots=False, save=False, val=True, verbose=False,
         project=str(work), name=folder, exist_ok=True,
     )  # fmt: skip
     wall = time.monotonic() - started
@@ -206,11 +232,12 @@ def run_tuner(
             name,
             "tuner",
             "search-screening",
-            args.search_seed,
+            search_seed,
             args.epochs,
             float(r.get("fitness", 0.0)),
             wall / len(records),
             f"iteration {i}",
+            search_seed,
         )
         for i, r in enumerate(records)
     ]
@@ -218,13 +245,13 @@ def run_tuner(
 
 
 def exported_args(method: str, name: str, data_root: Path, data_yaml: Path, imgsz: int, args: argparse.Namespace,
-                  work: Path) -> tuple[dict[str, Any], list[Row]]:  # fmt: skip
+                  work: Path, search_seed: int) -> tuple[dict[str, Any], list[Row]]:  # fmt: skip
     dataset = f"{data_yaml.parent.name}/{data_yaml.name}"
     if method == "scratch-low":
         return hyp_train_args(load_seed_hyp("scratch-low"), {}), []
     if method == "tuner":
-        return run_tuner(name, data_yaml, imgsz, args, work)
-    return run_service(method, name, data_root, dataset, imgsz, args, work)
+        return run_tuner(name, data_yaml, imgsz, args, work, search_seed)
+    return run_service(method, name, data_root, dataset, imgsz, args, work, search_seed)
 
 
 # -- the final trainings ------------------------------------------------------------------------
@@ -238,7 +265,7 @@ def _final(spec: TrialSpec) -> tuple[float, float]:
 
 def final_trainings(
     method: str, name: str, train_args: dict[str, Any], data: dict[str, Any], imgsz: int, args: argparse.Namespace,
-    work: Path, pool: ProcessPoolExecutor,
+    work: Path, pool: ProcessPoolExecutor, search_seed: int = 0,
 ) -> list[Row]:  # fmt: skip
     # Back into YOLOv5 terms plus ultralytics-only arguments: what train_trial takes (and turns into
     # the same ultralytics arguments again).
@@ -256,13 +283,13 @@ def final_trainings(
             seed=seed,
             hyp=hyp,
             ultralytics_args=extras,
-            output_dir=str(work / f"final-{name}-{method}" / str(seed)),
+            output_dir=str(work / f"final-{name}-{method}-{search_seed}" / str(seed)),
         )
         for seed in args.final_seeds
     ]
     results = list(pool.map(_final, specs))
     return [
-        Row(name, method, "final", seed, epochs, fitness, wall, json.dumps(extras))
+        Row(name, method, "final", seed, epochs, fitness, wall, json.dumps(extras), search_seed)
         for seed, (fitness, wall) in zip(args.final_seeds, results, strict=True)
     ]
 
@@ -284,8 +311,9 @@ def setup_text(args: argparse.Namespace, imgsz: int) -> str:
         f"{args.model} at imgsz {imgsz}, batch {args.batch}; trials of {args.epochs} epochs; confirmation: top "
         f"{args.confirm_top_k} + baseline x {args.confirm_seeds} seeds x {args.confirm_epochs or 3 * args.epochs} "
         f"epochs; final trainings {args.final_epochs or 5 * args.epochs} epochs on seeds {args.final_seeds}; "
-        f"search seed {args.search_seed} (one search per method). Equal compute: every searching method gets "
-        f"about {search_budget(args)} training epochs ({args.trials} screening trials for the confirmation method)."
+        f"search seeds {args.search_seeds} (one search per method and seed; racing up to {args.race_cap} seeds). "
+        f"Equal compute: every searching method is given {search_budget(args)} training epochs (budget_epochs: "
+        f"{args.trials} screening trials for today's default)."
     )
 
 
@@ -307,30 +335,54 @@ def summarize(rows: list[Row], args: argparse.Namespace, out: Path) -> None:
         setup = out / f"setup-{name}.txt"
         lines += [f"## {name}", "", setup.read_text().strip() if setup.exists() else "", ""]
         lines += [
-            "| method | search epochs | final fitness | vs scratch-low | study verdict |",
-            "|---|---|---|---|---|",
+            "| method | searches | search epochs (mean) | final fitness | gain vs scratch-low, pooled | verdicts "
+            "(contradicted) |",
+            "|---|---|---|---|---|---|",
         ]
         for method in dict.fromkeys(r.method for r in here):
-            finals = {
-                r.seed: r.fitness for r in here if r.method == method and r.stage == "final" and r.fitness is not None
-            }
-            spent = sum(r.epochs for r in here if r.method == method and r.stage.startswith("search"))
-            paired = [finals[s] - base[s] for s in finals if base.get(s) is not None]  # type: ignore[operator]
-            verdict = next((r.note.split(";")[0] for r in here if r.method == method and r.stage == "verdict"), "-")
-            final_text = "-"
-            if finals:
-                interval = paired_interval(list(finals.values()))
-                final_text = (
-                    f"{interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]"
-                    if interval.low is not None and interval.high is not None
-                    else f"{interval.mean:.4f}"
-                )
-            vs = "reference" if method == "scratch-low" else _interval_text(paired)
-            lines.append(f"| {method} | {spent} | {final_text} | {vs} | {verdict} |")
+            lines.append(_method_row(method, [r for r in here if r.method == method], base))
         lines.append("")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
     plot(rows, out)
+
+
+def _method_row(method: str, rows: list[Row], base: dict[int, float | None]) -> str:
+    """One method's line: its final trainings over every search, the gain over scratch-low pooled over
+    the searches (each search's mean paired gain, then a t-interval over searches; one search: over
+    its final seeds), and each study's verdict beside its final trainings: an ``improved`` whose
+    export did not beat scratch-low there is contradicted."""
+    searches = sorted({r.search_seed for r in rows if r.stage == "final"})
+    finals_all: list[float] = []
+    gains: list[float] = []
+    paired_one: list[float] = []
+    verdicts: Counter[str] = Counter()
+    contradicted = 0
+    for search in searches:
+        finals = {
+            r.seed: r.fitness for r in rows if r.stage == "final" and r.search_seed == search and r.fitness is not None
+        }
+        finals_all += finals.values()
+        paired = [v - b for s, v in finals.items() if (b := base.get(s)) is not None]
+        paired_one = paired
+        gain = statistics.fmean(paired) if paired else None
+        if gain is not None:
+            gains.append(gain)
+        verdict = next((r.note.split(";")[0] for r in rows if r.stage == "verdict" and r.search_seed == search), None)
+        if verdict:
+            verdicts[verdict] += 1
+            contradicted += verdict == "improved" and gain is not None and gain <= 0
+    spent = sum(r.epochs for r in rows if r.stage.startswith("search")) / max(1, len(searches))
+    final_text = "-"
+    if finals_all:
+        interval = paired_interval(finals_all)
+        final_text = (
+            f"{interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]" if interval.low is not None and
+            interval.high is not None else f"{interval.mean:.4f}"
+        )  # fmt: skip
+    vs = "reference" if method == "scratch-low" else _interval_text(gains if len(gains) >= 2 else paired_one)
+    said = ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())) or "-"
+    return f"| {method} | {len(searches)} | {spent:.0f} | {final_text} | {vs} | {said} ({contradicted}) |"
 
 
 def plot(rows: list[Row], out: Path) -> None:
@@ -366,11 +418,18 @@ def main() -> int:
     parser.add_argument("--confirm-epochs", type=int, default=None, help="default 3 x --epochs")
     parser.add_argument("--final-epochs", type=int, default=None, help="default 5 x --epochs")
     parser.add_argument("--final-seeds", type=int, nargs="+", default=[100, 101, 102])
-    parser.add_argument("--search-seed", type=int, default=0)
+    parser.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--budget", type=int, default=None,
+        help="training epochs per search (budget_epochs); default what today's default plans for --trials trials. "
+        "Rungs and racing plan more confirmation (racing at its cap): a budget too small for one is refused",
+    )  # fmt: skip
+    parser.add_argument("--race-cap", type=int, default=None, help="racing's seed cap; default --confirm-seeds + 2")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "users_get")
     parser.add_argument("--summarize", action="store_true", help="only redo summary.md and the plot from the CSV")
     args = parser.parse_args()
+    args.race_cap = args.race_cap or args.confirm_seeds + 2
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / "trainings.csv"
     if args.summarize:
@@ -396,14 +455,20 @@ def main() -> int:
                 data = check_dataset(data_root, f"{data_yaml.parent.name}/{data_yaml.name}")
                 (args.out / f"setup-{name}.txt").write_text(setup_text(args, imgsz) + "\n")
                 for method in args.methods:
-                    started = time.monotonic()
-                    print(f"== {name}: {method}", flush=True)
-                    train_args, rows = exported_args(method, name, data_root, data_yaml, imgsz, args, work)
-                    rows += final_trainings(method, name, train_args, data, imgsz, args, work, pool)
-                    append_rows(csv_path, rows)
-                    finals = [r.fitness for r in rows if r.stage == "final" and r.fitness is not None]
-                    mean = statistics.fmean(finals) if finals else math.nan
-                    print(f"   {time.monotonic() - started:.0f}s; final fitness mean {mean:.4f} {finals}", flush=True)
+                    # scratch-low searches nothing: its final trainings serve every search seed.
+                    for search_seed in [0] if method == "scratch-low" else args.search_seeds:
+                        started = time.monotonic()
+                        print(f"== {name}: {method}, search seed {search_seed}", flush=True)
+                        exported, rows = exported_args(
+                            method, name, data_root, data_yaml, imgsz, args, work, search_seed
+                        )
+                        rows += final_trainings(method, name, exported, data, imgsz, args, work, pool, search_seed)
+                        append_rows(csv_path, rows)
+                        finals = [r.fitness for r in rows if r.stage == "final" and r.fitness is not None]
+                        mean = statistics.fmean(finals) if finals else math.nan
+                        print(
+                            f"   {time.monotonic() - started:.0f}s; final fitness mean {mean:.4f} {finals}", flush=True
+                        )
         _ray().close()
     summarize(read_rows(csv_path), args, args.out)
     return 0
