@@ -325,8 +325,10 @@ def summarize(rows: list[Row], args: argparse.Namespace, out: Path) -> None:
         f"ultralytics {ultralytics.__version__}, optuna {optuna.__version__}, ray {ray.__version__}; "
         f"{time.strftime('%Y-%m-%d')}.",
         "",
-        "Final fitness: mean of the final trainings with a 95% t-interval over the final seeds. vs scratch-low: the "
-        "mean paired difference (same final seed) with its 95% t-interval.",
+        "Final fitness: mean of a method's final trainings (every search) with a 95% t-interval. Gain vs "
+        "scratch-low: each search's mean paired difference to scratch-low on the same final seeds, then a 95% "
+        "t-interval over the searches (one search: over its final seeds). Verdicts: each study's, and in brackets "
+        "how many said improved while their export then did not beat scratch-low.",
         "",
     ]
     for name in dict.fromkeys(r.dataset for r in rows):
