@@ -312,8 +312,8 @@ def setup_text(args: argparse.Namespace, imgsz: int) -> str:
         f"{args.confirm_top_k} + baseline x {args.confirm_seeds} seeds x {args.confirm_epochs or 3 * args.epochs} "
         f"epochs; final trainings {args.final_epochs or 5 * args.epochs} epochs on seeds {args.final_seeds}; "
         f"search seeds {args.search_seeds} (one search per method and seed; racing up to {args.race_cap} seeds). "
-        f"Equal compute: every searching method is given {search_budget(args)} training epochs (budget_epochs: "
-        f"{args.trials} screening trials for today's default)."
+        f"Equal compute: every searching method is given {search_budget(args)} training epochs (budget_epochs"
+        + ("; --budget)." if args.budget else f": {args.trials} screening trials for today's default).")
     )
 
 
@@ -325,7 +325,8 @@ def summarize(rows: list[Row], args: argparse.Namespace, out: Path) -> None:
         f"ultralytics {ultralytics.__version__}, optuna {optuna.__version__}, ray {ray.__version__}; "
         f"{time.strftime('%Y-%m-%d')}.",
         "",
-        "Final fitness: mean of a method's final trainings (every search) with a 95% t-interval. Gain vs "
+        "Final fitness: mean of a method's final trainings with a 95% t-interval over its searches (one search: "
+        "over its final seeds). Gain vs "
         "scratch-low: each search's mean paired difference to scratch-low on the same final seeds, then a 95% "
         "t-interval over the searches (one search: over its final seeds). Verdicts: each study's, and in brackets "
         "how many said improved while their export then did not beat scratch-low.",
@@ -356,6 +357,7 @@ def _method_row(method: str, rows: list[Row], base: dict[int, float | None]) -> 
     export did not beat scratch-low there is contradicted."""
     searches = sorted({r.search_seed for r in rows if r.stage == "final"})
     finals_all: list[float] = []
+    search_means: list[float] = []
     gains: list[float] = []
     paired_one: list[float] = []
     verdicts: Counter[str] = Counter()
@@ -365,6 +367,8 @@ def _method_row(method: str, rows: list[Row], base: dict[int, float | None]) -> 
             r.seed: r.fitness for r in rows if r.stage == "final" and r.search_seed == search and r.fitness is not None
         }
         finals_all += finals.values()
+        if finals:
+            search_means.append(statistics.fmean(finals.values()))
         paired = [v - b for s, v in finals.items() if (b := base.get(s)) is not None]
         paired_one = paired
         gain = statistics.fmean(paired) if paired else None
@@ -377,7 +381,8 @@ def _method_row(method: str, rows: list[Row], base: dict[int, float | None]) -> 
     spent = sum(r.epochs for r in rows if r.stage.startswith("search")) / max(1, len(searches))
     final_text = "-"
     if finals_all:
-        interval = paired_interval(finals_all)
+        # Searches that export the same hyps train the same finals: the unit is a search, not a training.
+        interval = paired_interval(search_means if len(search_means) >= 2 else finals_all)
         final_text = (
             f"{interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]" if interval.low is not None and
             interval.high is not None else f"{interval.mean:.4f}"
