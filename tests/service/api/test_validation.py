@@ -98,6 +98,16 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     # Shorter than the study's (default 10) epochs: confirmation checks on trainings at least as long.
     ("confirm_epochs", 5),
     ("confirm_seeds_max", 21),
+    ("confirm_seeds_max", -3),
+    ("confirm_seeds_max", True),
+    ("confirm_rungs", True),
+    ("confirm_rungs", 10**30),
+    ("budget_epochs", -1),
+    ("budget_epochs", 10**30),
+    ("budget_epochs", False),
+    ("budget_epochs", 600.5),
+    ("key_set", "augmentation\n"),
+    ("key_set", 1),
     ("confirm_seeds_max", "5"),
     # Below the default confirm_seeds (3): racing adds seeds, it never takes any away.
     ("confirm_seeds_max", 2),
@@ -321,6 +331,10 @@ NON_FINITE: list[tuple[str, str]] = [
     ('"batch": NaN', "batch"),
     ('"batch": -Infinity', "batch"),
     ('"batch": 1e308', "batch"),
+    ('"budget_epochs": NaN', "budget_epochs"),
+    ('"budget_epochs": Infinity', "budget_epochs"),
+    ('"confirm_seeds_max": -Infinity', "confirm_seeds_max"),
+    ('"confirm_rungs": 1e308', "confirm_rungs"),
 ]
 
 
@@ -412,6 +426,7 @@ LONE_SURROGATE = [
     ('"dataset": "shapes/data.yaml", "seed_hyp": "\\ud800"', "seed_hyp"),
     ('"dataset": "shapes/data.yaml", "evolve": ["\\ud800"]', "evolve"),
     ('"dataset": "shapes/data.yaml", "fixed": {"\\ud800": 1}', "fixed"),
+    ('"dataset": "shapes/data.yaml", "key_set": "\\ud800"', "key_set"),
     # A key that is not even text: the body holds it (the value says which).
     ('"dataset": "shapes/data.yaml", "\\ud800": 1', "body"),
 ]
