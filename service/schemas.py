@@ -92,19 +92,29 @@ DATASET_PATTERN = r"^[^/].*\.ya?ml$"
 DEFAULT_N_TRIALS = 30
 
 
-def confirmation_plan_epochs(n_trials: int, top_k: int, seeds: int, seed_cap: int, rungs: int, top_epochs: int) -> int:
-    """Confirmation's training epochs at most, before anything is planned: on each rung its
-    candidates (top_k x RUNG_FACTOR^(rungs above it), at most the trials besides trial 0 and at most
-    the rung below's) and the seed hyps, on ``seeds`` seeds (the top rung on its racing cap), at the
-    rung's length (top_epochs / RUNG_FACTOR per rung down)."""
-    total, candidates = 0, n_trials - 1
+RungPlan = tuple[int, int, int]  # (candidates, seeds, epochs) of one rung
+
+
+def rung_plans(n_trials: int, top_k: int, seeds: int, seed_cap: int, rungs: int, top_epochs: int) -> list[RungPlan]:
+    """Each rung's plan at most, the lowest first, before anything is planned: its candidates
+    (top_k x RUNG_FACTOR^(rungs above it), at most the trials besides trial 0 and at most the rung
+    below's), its seeds (the top rung: its racing cap) and its length (top_epochs / RUNG_FACTOR per
+    rung down). Candidates 0 on a rung: there is nothing to confirm."""
+    plans, candidates = [], n_trials - 1
     for rung in range(rungs):
         below_top = rungs - 1 - rung
-        candidates = min(top_k * RUNG_FACTOR**below_top, candidates)
-        if candidates <= 0:
-            return 0
-        total += (candidates + 1) * (seed_cap if below_top == 0 else seeds) * (top_epochs // RUNG_FACTOR**below_top)
-    return total
+        candidates = max(0, min(top_k * RUNG_FACTOR**below_top, candidates))
+        plans.append((candidates, seed_cap if below_top == 0 else seeds, top_epochs // RUNG_FACTOR**below_top))
+    return plans
+
+
+def confirmation_plan_epochs(n_trials: int, top_k: int, seeds: int, seed_cap: int, rungs: int, top_epochs: int) -> int:
+    """Confirmation's training epochs at most, before anything is planned: every rung's candidates
+    and the seed hyps on its seeds at its length (rung_plans); 0 with nothing to confirm."""
+    plans = rung_plans(n_trials, top_k, seeds, seed_cap, rungs, top_epochs)
+    if any(candidates == 0 for candidates, _, _ in plans):
+        return 0
+    return sum((candidates + 1) * rung_seeds * epochs for candidates, rung_seeds, epochs in plans)
 
 
 def trials_for_budget(budget: int, epochs: int, diagnostics: bool, plan: Callable[[int], int]) -> int | None:
@@ -277,6 +287,13 @@ class StudyRequest(BaseModel):
         "confirmation at most (every rung, the racing cap) and diagnostics fit it (planned_epochs shows the "
         "split). Not with another n_trials.",
     )
+
+    def rung_plans(self) -> list[RungPlan]:
+        """Each confirmation rung's (candidates, seeds, epochs) at most, before it is planned."""
+        return rung_plans(
+            self.n_trials, self.confirm_top_k, self.confirm_seeds, self.seed_cap(), self.confirm_rungs,
+            self.confirmation_epochs(),
+        )  # fmt: skip
 
     def planned_confirmation_epochs(self, n_trials: int | None = None) -> int:
         """Confirmation's training epochs at most for ``n_trials`` trials (default: the study's)."""

@@ -142,21 +142,20 @@ def planned_epochs(record: StudyRecord, rungs: Sequence[ConfirmationResult]) -> 
     request = record.request
     by_rung = {rung.rung: rung for rung in rungs}
     confirming = 0
-    candidates = request.n_trials - 1  # trial 0 is the seed hyps
-    # Nothing to confirm: no other trial, or completed without a rung.
-    if candidates > 0 and request.confirm_top_k > 0 and (rungs or record.state != StudyState.COMPLETED):
-        for rung, (count, epochs) in enumerate(zip(request.rung_candidates(), request.rung_epochs(), strict=True)):
-            candidates = min(count, candidates)
-            top = rung == request.confirm_rungs - 1
+    plans = request.rung_plans()
+    # Nothing to confirm: no candidate, or completed without a rung.
+    if plans[0][0] > 0 and (rungs or record.state != StudyState.COMPLETED):
+        below: int | None = None  # candidates of the rung below, once counted
+        for rung, (candidates, seeds, epochs) in enumerate(plans):
             if (result := by_rung.get(rung)) is not None:
-                candidates = len(result.candidates)
+                below = len(result.candidates)
                 confirming += result.trainings_total * result.epochs
-                if top and not result.finished:  # racing may still add seeds, up to its cap
+                if rung == request.confirm_rungs - 1 and not result.finished:  # racing may add seeds, to its cap
                     racing = sum(not c.dropped for c in result.candidates)
                     confirming += (racing + 1) * max(0, result.seed_cap - len(result.seeds)) * result.epochs
             else:
-                seeds = request.seed_cap() if top else request.confirm_seeds
-                confirming += (candidates + 1) * seeds * epochs
+                below = candidates if below is None else min(candidates, below)
+                confirming += (below + 1) * seeds * epochs
     # Without a confirmation, screening's best trains once more with its plots.
     diagnostics = request.epochs if request.diagnostics and confirming == 0 else 0
     screening = request.n_trials * request.epochs

@@ -222,18 +222,6 @@ def test_rung_lengths_candidates_and_seeds() -> None:
     assert (one.rung_epochs(), one.rung_candidates()) == ([12], [2])
 
 
-def _complete_waiting(study: optuna.Study, fitness: dict[int, float], by_seed: dict[int, float]) -> None:
-    """Run every waiting training as a stand-in would: entry ``n`` on seed ``s`` scores
-    fitness[n] + by_seed[s] (known numbers, no training)."""
-    for frozen in study.get_trials(states=[TrialState.WAITING]):
-        tags = TrialTags.of(frozen)
-        assert tags.confirms is not None
-        assert tags.train_seed is not None
-        trial = study.ask()
-        assert trial.number == frozen.number
-        study.tell(trial, fitness[tags.confirms] + by_seed[tags.train_seed])
-
-
 def test_rungs_promote_the_best_paired_gains_and_only_the_top_rung_decides(database_url: str) -> None:
     storage = open_optuna_storage(database_url)
     study = optuna.create_study(storage=storage, direction="maximize")
@@ -258,7 +246,8 @@ def test_rungs_promote_the_best_paired_gains_and_only_the_top_rung_decides(datab
     assert len(study.get_trials(states=[TrialState.WAITING])) == 8
 
     fitness = {0: 0.40, 1: 0.41, 2: 0.30, 3: 0.55, 4: 0.50}
-    _complete_waiting(study, fitness, {3: 0.0, 4: 0.02})
+    by_seed = {1: 0.0, 2: 0.01, 3: 0.0, 4: 0.02}
+    _stand_in_trainings(study, lambda entry, seed: fitness[entry] + by_seed[seed])
     # A rung below the top promotes and gives no verdict.
     finished_low = confirmation_result(low, study.get_trials(), top=False)
     assert (finished_low.finished, finished_low.verdict, finished_low.winner) == (True, None, None)
@@ -274,7 +263,7 @@ def test_rungs_promote_the_best_paired_gains_and_only_the_top_rung_decides(datab
         (0, 1, 6, 1), (0, 2, 6, 1), (3, 1, 6, 1), (3, 2, 6, 1)
     ]  # fmt: skip
 
-    _complete_waiting(study, fitness, {1: 0.0, 2: 0.01})
+    _stand_in_trainings(study, lambda entry, seed: fitness[entry] + by_seed[seed])
     result = confirmation_result(top, study.get_trials())
     # The top rung counts its own trainings only, and decides.
     assert (result.trainings_done, result.trainings_total, result.rung) == (4, 4, 1)
