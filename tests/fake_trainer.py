@@ -83,6 +83,19 @@ def poisoned_trial_here(spec: TrialSpec, report_to: ReportTo) -> TrialResult | N
 poisoned_trial = ray.remote(max_retries=0)(poisoned_trial_here)
 
 
+@ray.remote(max_retries=0)
+def marked_echo(value: object, mark: str) -> object:
+    """Returns ``value`` at once, having created the file ``mark``: a task a test knows has ended."""
+    Path(mark).touch()
+    return value
+
+
+@ray.remote(max_retries=0)
+def sleeper(seconds: float) -> None:
+    """A task that is still running when a test breaks Ray under it."""
+    time.sleep(seconds)
+
+
 @contextmanager
 def stand_in_controller(
     tmp_path: Path, data_root: Path, shapes_root: Path, task: str = "fake_trial"

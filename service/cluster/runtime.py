@@ -5,7 +5,9 @@ restarts. The API process never goes with it, and gets Ray back:
 
 - Everything that talks to Ray runs in a child process, the driver (service.cluster.driver). Ray ends
   a driver that loses its cluster for good; in a child, that ends the child. RayLink sees the pipe
-  close and answers every call in flight, and every later one, with RayLost.
+  close and answers every call in flight, and every later one, with RayLost. A raylet that dies
+  hangs the driver's calls instead: the driver watches for it and says so within a second, with the
+  outcomes of tasks that had ended by then (``harvested``: a finished training's result is kept).
 - ``problem`` asks Ray to run a tiny task: the one test that covers the raylet, the GCS and the
   head alike, through public API only.
 - ``restart`` ends the driver (a local Ray's processes with it), and the next ``connect`` starts a
@@ -24,21 +26,30 @@ import itertools
 import logging
 import multiprocessing
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import ray
 
-from service.cluster.driver import PROBE_TIMEOUT_S, DriverConfig, DriverError, TaskOutcome, driver_main
+from service.cluster.driver import (
+    LOST_NOTICE,
+    PROBE_TIMEOUT_S,
+    DriverConfig,
+    DriverError,
+    TaskOutcome,
+    driver_main,
+)
 from service.settings import Settings
 from workers.offline import OFFLINE_ENV
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 180.0  # starting a local Ray on a loaded machine takes a while; joining, less
+CONNECT_SLICE_S = 0.25  # how often a connect that waits checks whether its caller still wants it
 CALL_MARGIN_S = 60.0  # how much longer than its own timeout a call may take before the driver is judged hung
-CLOSE_WAIT_S = 30.0
+CLOSE_WAIT_S = 5.0  # a driver shuts its local Ray down in a second or two; one that hangs is killed
 
 __all__ = ["DriverError", "RayLink", "RayLost", "TaskOutcome"]
 
@@ -54,7 +65,8 @@ class RayLost(Exception):
 class _Driver:
     """One driver process and the calls in flight to it."""
 
-    def __init__(self, config: DriverConfig) -> None:
+    def __init__(self, config: DriverConfig, harvested: dict[str, TaskOutcome]) -> None:
+        self._harvested = harvested
         context = multiprocessing.get_context("spawn")  # the API process has threads: never fork it
         self._conn, child_conn = context.Pipe()
         # daemon: multiprocessing ends it when the API process exits normally; the closed pipe ends it
@@ -78,6 +90,11 @@ class _Driver:
                 self.ready.set_exception(RuntimeError(f"could not connect to Ray: {value}"))
             while True:
                 call_id, status, value = self._conn.recv()
+                if call_id == LOST_NOTICE:  # the driver saw Ray go: what had ended, then the loss
+                    reason, outcomes = value
+                    self._harvested.update(outcomes)
+                    self._lose(reason)
+                    continue
                 with self._lock:
                     future = self._pending.pop(call_id, None)
                 if future is not None:
@@ -143,6 +160,8 @@ class RayLink:
         self._driver: _Driver | None = None
         self._generation = 0
         self._restarting: str | None = None  # why Ray is being restarted, until it is connected again
+        # Outcomes of tasks that had ended when a driver saw its Ray go, until their runner takes them.
+        self._harvested: dict[str, TaskOutcome] = {}
 
     @property
     def generation(self) -> int:
@@ -156,23 +175,30 @@ class RayLink:
             address = ray.get_runtime_context().gcs_address
         return DriverConfig(address=address, num_cpus=self._settings.RAY_NUM_CPUS, env_vars=dict(OFFLINE_ENV))
 
-    def connect(self) -> dict[str, float]:
+    def connect(self, until: threading.Event | None = None) -> dict[str, float]:
         """Start the driver if none runs and return the cluster's resources as seen when it
         connected. Trials on every node get the offline environment, so no training reaches the
-        network. Raises RuntimeError when Ray could not be started or joined."""
+        network. Raises RuntimeError when Ray could not be started or joined, and RayLost as soon as
+        ``until`` is set before it was (a study stopped while its Ray does not answer)."""
         with self._lock:
             if self._driver is None or self._driver.lost is not None:
                 if self._driver is not None:
                     self._driver.close()
                 config = self._config()
                 logger.info("starting the Ray driver: %s", config.address or "a local Ray")
-                self._driver = _Driver(config)
+                self._driver = _Driver(config, self._harvested)
             driver = self._driver
-        try:
-            resources = driver.ready.result(CONNECT_TIMEOUT_S)
-        except FutureTimeout:
-            driver.close()
-            raise RuntimeError(f"could not connect to Ray within {CONNECT_TIMEOUT_S:g}s") from None
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            try:
+                resources = driver.ready.result(CONNECT_SLICE_S)
+                break
+            except FutureTimeout:
+                if until is not None and until.is_set():
+                    raise RayLost("stopped while connecting to Ray") from None
+                if time.monotonic() > deadline:
+                    driver.close()
+                    raise RuntimeError(f"could not connect to Ray within {CONNECT_TIMEOUT_S:g}s") from None
         self._restarting = None
         return dict(resources)
 
@@ -192,6 +218,11 @@ class RayLink:
         with how; they are forgotten once returned."""
         ended: list[tuple[str, TaskOutcome]] = self._call("wait", keys, timeout_s, timeout_s=timeout_s + CALL_MARGIN_S)
         return ended
+
+    def harvested(self, keys: list[str]) -> list[tuple[str, TaskOutcome]]:
+        """The outcomes among ``keys`` of tasks that had ended when their driver lost Ray (and that no
+        ``wait`` returned): each once. Keys are unique across drivers, so this holds across restarts."""
+        return [(key, outcome) for key in keys if (outcome := self._harvested.pop(key, None)) is not None]
 
     def cancel(self, keys: list[str]) -> None:
         """Cancel these tasks and forget them; a Ray that is gone cannot, and they end all the same."""

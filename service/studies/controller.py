@@ -7,6 +7,7 @@ import contextlib
 import logging
 import shutil
 import threading
+import time
 import uuid
 import warnings
 
@@ -33,7 +34,10 @@ from workers.trial_tags import TrialTags, import_attrs, seed_trial_attrs
 
 logger = logging.getLogger(__name__)
 
-STOP_WAIT_S = 60.0
+# How long stop, delete and shutdown wait for a runner to end by itself. One still running then is
+# blocked on a Ray that does not answer (a call can take a minute to time out, a connect three): it
+# is detached, and the controller ends the study's trials and state itself, so the answer is at once.
+STOP_WAIT_S = 5.0
 
 
 class StudyController:
@@ -122,7 +126,7 @@ class StudyController:
         record = self.store.get(study_id)
         if not record.state.unfinished:
             raise Conflict(f"study {study_id} is already {record.state}")
-        if not self._stop_runner(study_id):
+        if not self._stop_runner(study_id):  # none ran, or it was detached: end what it would have
             self._sweep_running_trials(record, "cancelled: study stopped")
             self.store.set_state(study_id, StudyState.STOPPED)
         return self.views.get_study(study_id)
@@ -166,8 +170,11 @@ class StudyController:
             runners, self._runners = list(self._runners.values()), {}
         for runner in runners:
             runner.stop("shutdown")
+        deadline = time.monotonic() + STOP_WAIT_S
         for runner in runners:
-            runner.join(STOP_WAIT_S)
+            runner.join(max(0.0, deadline - time.monotonic()))
+            if runner.is_alive():  # blocked on Ray: its trials are swept as interrupted at the next start
+                runner.detach()
         self.store.dispose()
         self.storage.engine.dispose()
 
@@ -241,11 +248,16 @@ class StudyController:
             runner.start()
 
     def _stop_runner(self, study_id: int) -> bool:
-        """Stop the study's runner and wait for it to end; False when none was running."""
+        """Stop the study's runner and wait up to STOP_WAIT_S for it to end: True when it did (it ended
+        its trials and the study's state itself), False when none was running or it was detached."""
         with self._lock:
             runner = self._runners.pop(study_id, None)
         if runner is None or not runner.is_alive():
             return False
         runner.stop("user")
         runner.join(STOP_WAIT_S)
+        if runner.is_alive():
+            logger.warning("study %d: its runner did not end within %gs (Ray does not answer)", study_id, STOP_WAIT_S)
+            runner.detach()
+            return False
         return True

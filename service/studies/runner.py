@@ -94,6 +94,10 @@ class StudyRunner(threading.Thread):
         self._record = record
         self._context = context
         self._stop_reason: StopReason | None = None
+        self._stopping = threading.Event()  # set with _stop_reason: what a wait on Ray gives up for
+        # Set by the controller once it stopped waiting for this runner (blocked on a Ray that does not
+        # answer) and ended the study itself: the runner then writes nothing more, and just ends.
+        self._detached = False
         # The trials dispatched and not settled, and their book: what a crash of the loop must end.
         self._inflight: dict[str, optuna.Trial] = {}
         # Outcomes Ray has handed over (its driver keeps no handle of them after that) and not yet
@@ -108,11 +112,20 @@ class StudyRunner(threading.Thread):
         """Ask the runner to cancel its running trials and end (returns at once; join to wait).
         The loop sees it within POLL_S."""
         self._stop_reason = reason
+        self._stopping.set()
+
+    def detach(self) -> None:
+        """For a runner asked to stop that did not end in time: its study's trials and state are the
+        controller's from now on, and the runner ends without writing, once its call returns."""
+        self._detached = True
 
     def run(self) -> None:
         try:
             self._run()
         except Exception as exc:
+            if self._detached:  # e.g. its study was deleted under it: nothing of it is this runner's now
+                logger.info("study %d: a detached runner ended on %s", self.study_id, error_text(exc))
+                return
             logger.exception("study %d failed", self.study_id)
             error = error_text(exc)
             self._end_orphans(f"interrupted: the study failed: {error}")
@@ -139,7 +152,12 @@ class StudyRunner(threading.Thread):
     def _run(self) -> None:
         record = self._record
         request, plan = record.request, record.plan
-        resources = self._context.ray.connect()
+        try:
+            resources = self._context.ray.connect(until=self._stopping)
+        except RayLost:  # stopped before Ray answered
+            if self._stop_reason == "user":
+                self._set_state(StudyState.STOPPED)
+            return
         self._ray_generation = self._context.ray.generation
         settings = self._context.settings
         storage_url = settings.DATABASE_URL
@@ -325,7 +343,9 @@ class StudyRunner(threading.Thread):
         logger.warning("study %d: Ray lost (%s); waiting for it", self.study_id, reason)
         self.waiting = f"waiting for Ray: {reason}"
         error = f"interrupted: Ray was lost ({reason})"
-        # What ended before Ray was lost is a result, not an interruption.
+        # What ended before Ray was lost is a result, not an interruption: also what the driver kept
+        # of trainings that had ended and were not yet collected.
+        self._received.update(self._context.ray.harvested([k for k in inflight if k not in self._received]))
         self._retry(partial(self._record_received, book, results_only=True), "record")
         self._context.ray.cancel(list(inflight))
         for trial in inflight.values():
@@ -335,7 +355,7 @@ class StudyRunner(threading.Thread):
         while self._stop_reason is None:
             try:
                 self._context.ray.restart(self._ray_generation, reason)
-                self._context.ray.connect()
+                self._context.ray.connect(until=self._stopping)
                 self._ray_generation = self._context.ray.generation
                 problem = self._context.ray.problem()
                 if problem is None:
@@ -344,7 +364,7 @@ class StudyRunner(threading.Thread):
             except Exception as exc:
                 reason = error_text(exc)
             self.waiting = f"waiting for Ray: {reason}"
-            time.sleep(delay)
+            self._stopping.wait(delay)
             delay = min(delay * 2, 30.0)
         logger.info("study %d: Ray is back", self.study_id)
         self.waiting = None
@@ -485,12 +505,16 @@ class StudyRunner(threading.Thread):
             "shutdown": "interrupted: service shut down",
             None: "cancelled: the study failed",
         }[self._stop_reason]
-        self._record_received(book, results_only=True)  # trainings that ended before the stop keep their results
         self._context.ray.cancel(list(inflight))
+        if self._detached:
+            return  # the controller ended these trials
+        self._record_received(book, results_only=True)  # trainings that ended before the stop keep their results
         for trial in inflight.values():
             book.fail(trial.number, reason, interrupted=True)
 
     # -- the service's own row -------------------------------------------------------------------
 
     def _set_state(self, state: StudyState, error: str | None = None) -> None:
+        if self._detached:
+            return
         self._retry(lambda: self._context.store.set_state(self.study_id, state, error), f"state {state}")

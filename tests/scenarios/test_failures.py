@@ -103,6 +103,14 @@ def test_a_killed_raylet_is_restarted_and_the_study_completes(server: httpx.Clie
     for raylet in raylets:
         raylet.kill()
 
+    # Noticed in seconds, by the driver's watch (a hung call would take a minute to time out): the
+    # trainings in flight are interrupted, saying why, and the API no longer says "connected".
+    def interrupted() -> bool:
+        errors = [t["error"] or "" for t in _trials(server, study_id)]
+        return any(e.startswith("interrupted: Ray was lost (Ray's raylet (pid ") for e in errors)
+
+    wait_for(interrupted, 10, "the trainings on the dead raylet to be interrupted")
+
     # The API answers all along (it used to exit about 60 s after its Ray was lost), and the study
     # ends with its full count: what Ray's loss interrupted ran again, and counted once.
     statuses: set[int] = set()

@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +144,40 @@ def test_a_head_that_goes_down_and_comes_back_is_joined_again(server: httpx.Clie
     assert statuses == {200}
     assert_only_interruptions(server, study, 3)
     assert server.get("/healthz").json()["ray"].startswith("connected: ")
+
+
+def test_with_ray_unreachable_stop_delete_and_shutdown_answer_at_once(
+    cluster: Cluster, small_shapes_root: Path, tmp_path: Path
+) -> None:
+    # A service pointed at the cluster while the cluster is down: its runners block on a Ray that does
+    # not answer (joining takes up to three minutes to give up).
+    cluster.stop()
+    env = {**cluster.env, "HYPEVOLVE_RAY_ADDRESS": f"127.0.0.1:{cluster.port}"}
+    process, server = start_server(tmp_path, small_shapes_root, f"sqlite:///{tmp_path / 'hypevolve.db'}", env)
+    request = {"dataset": "shapes/data.yaml", "epochs": 1, "imgsz": 64, "n_trials": 2, "confirm_top_k": 0}
+    try:
+        stopped, deleted, left = (server.post("/studies", json=request).json()["id"] for _ in range(3))
+        time.sleep(2.0)  # their runners are trying to reach Ray
+
+        started = time.monotonic()
+        answer = server.post(f"/studies/{stopped}/stop")
+        assert time.monotonic() - started < 10.0
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["state"] == "stopped"  # taken effect, not "queued"
+        assert server.get(f"/studies/{stopped}").json()["state"] == "stopped"
+
+        started = time.monotonic()
+        assert server.delete(f"/studies/{deleted}").status_code == 204
+        assert time.monotonic() - started < 10.0
+        assert server.get(f"/studies/{deleted}").status_code == 404
+
+        time.sleep(3.0)  # a detached runner that wrote when its call returned would show by now
+        assert server.get(f"/studies/{stopped}").json()["state"] == "stopped"
+        assert server.get(f"/studies/{left}").json()["state"] in ("queued", "running")
+
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        assert time.monotonic() - started < 15.0
+    finally:
+        stop_server(process, server)

@@ -3,6 +3,7 @@ with the reason, and a trial left running in a study that no runner owns is ende
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +19,7 @@ from tests.conftest import copy_dataset, make_settings
 class NoRay(RayLink):
     """A link to a Ray that cannot be reached: what a runner sees when Ray does not start."""
 
-    def connect(self) -> dict[str, float]:
+    def connect(self, until: threading.Event | None = None) -> dict[str, float]:
         raise RuntimeError("no Ray in this test")
 
 
