@@ -272,7 +272,7 @@ class StudyRunner(threading.Thread):
     def _fill(self, stage: _StageRun) -> None:
         """Ask for and dispatch trials while fewer than ``parallel`` run and the stage has more."""
         request, settings = self._record.request, self._context.settings
-        while len(self._inflight) < request.parallel and stage.more(request.n_trials):
+        while self._stop_reason is None and len(self._inflight) < request.parallel and stage.more(request.n_trials):
             trial = self._ask(stage.study, stage.space)
             screening_trial = TrialTags.of(trial).is_screening
             stage.used += screening_trial
@@ -505,10 +505,10 @@ class StudyRunner(threading.Thread):
             "shutdown": "interrupted: service shut down",
             None: "cancelled: the study failed",
         }[self._stop_reason]
-        self._context.ray.cancel(list(inflight))
-        if self._detached:
-            return  # the controller ended these trials
         self._record_received(book, results_only=True)  # trainings that ended before the stop keep their results
+        self._context.ray.cancel(list(inflight))
+        # Also when detached: the controller's sweep ended the trials running then, and this ends any
+        # the runner started after it (failing an ended trial does nothing).
         for trial in inflight.values():
             book.fail(trial.number, reason, interrupted=True)
 
