@@ -26,12 +26,19 @@ class ServiceUnreachable(ClientError):
     """Nothing answered at the service's URL."""
 
 
+# POST /studies checks a data set before it answers, and the first time that reads every label and
+# image header (the data set report: about 50 s per 100,000 images on 2 cores): starting a study may
+# take this long where every other call takes ``timeout``.
+START_TIMEOUT_S = 900.0
+
+
 class Client:
     """The hypevolve API at ``url``, with ``api_key`` when the service requires one."""
 
     def __init__(self, url: str = DEFAULT_URL, api_key: str | None = None, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/")
+        self._timeout = timeout
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
@@ -47,7 +54,9 @@ class Client:
 
     def start_study(self, dataset: str, **fields: Any) -> Study:
         """POST /studies with ``dataset`` and any other request field (epochs=3, evolve=[...], ...)."""
-        return Study.from_json(self._json("POST", "/studies", json={"dataset": dataset, **fields}))
+        body = {"dataset": dataset, **fields}
+        timeout = max(self._timeout, START_TIMEOUT_S)
+        return Study.from_json(self._json("POST", "/studies", json=body, timeout=timeout))
 
     def studies(self) -> list[Study]:
         return [Study.from_json(s) for s in self._json("GET", "/studies")]

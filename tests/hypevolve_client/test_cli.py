@@ -129,6 +129,15 @@ def test_a_stopped_study_watches_to_a_nonzero_exit(sqlite_server: httpx.Client) 
     assert cli(url, "watch", str(study_id)).returncode == 1
 
 
+def test_starting_a_study_waits_for_the_data_set_check_longer_than_other_calls(sqlite_server: httpx.Client) -> None:
+    # POST /studies reads a new data set's labels before it answers (about 50 s per 100,000 images):
+    # a client whose other calls give up after 10 ms still gets its study, not a timeout.
+    with Client(str(sqlite_server.base_url), timeout=0.01) as client:
+        study = client.start_study("shapes/data.yaml", epochs=1, imgsz=64, n_trials=1, confirm_top_k=0)
+    assert sqlite_server.get(f"/studies/{study.id}").json()["id"] == study.id
+    assert sqlite_server.delete(f"/studies/{study.id}").status_code == 204
+
+
 def test_errors_print_the_service_message_and_exit_2(api: httpx.Client) -> None:
     url = str(api.base_url)
     bad = cli(url, "start", "shapes/data.yaml", "epochs=0")
