@@ -110,7 +110,7 @@ def trial_line(trial: Trial) -> str:
 
 
 def verdict_lines(study: Study) -> list[str]:
-    lines = []
+    lines = [f"warning: {w}" for w in study.warnings]
     for below in study.rungs:
         gains = {e.trial: e.vs_baseline.mean for e in below.candidates if e.vs_baseline is not None}
         ranked = "  ".join(f"trial {n} {g:+.4f}" for n, g in sorted(gains.items(), key=lambda kv: -kv[1]))

@@ -133,6 +133,7 @@ class Study:
     planned_epochs: PlannedEpochs | None = None  # None from a service older than this client
     rungs: list[Confirmation] = field(default_factory=list)  # confirmation rungs below the top, lowest first
     searched: list[str] = field(default_factory=list)  # the keys the study searches
+    warnings: list[str] = field(default_factory=list)  # what its numbers cannot support
 
     @property
     def finished(self) -> bool:
@@ -156,6 +157,7 @@ class Study:
             planned_epochs=PlannedEpochs.from_json(data["planned_epochs"]) if data.get("planned_epochs") else None,
             rungs=[Confirmation.from_json(r) for r in data.get("rungs") or []],
             searched=list(data.get("searched") or []),
+            warnings=list(data.get("warnings") or []),
         )
 
 

@@ -635,6 +635,10 @@ class StudyOut(BaseModel):
         description="With confirm_rungs > 1: the rungs below the top, lowest first, each once it is planned (no "
         "verdict: a rung below promotes).",
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the study's numbers cannot support, e.g. every screening trial so far scored 0.",
+    )
     waiting: str | None = Field(
         None,
         description="Why a running study runs no trials at the moment, e.g. 'waiting for Ray: <why>' while Ray "

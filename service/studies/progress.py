@@ -185,6 +185,27 @@ def _stage(record: StudyRecord, trials: Sequence[FrozenTrial], rungs: Sequence[C
     return SCREENING
 
 
+FLAT_SCREENING_TRIALS = 3  # completed screening trials, all at fitness 0, before a study says so
+
+
+def screening_warnings(record: StudyRecord, trials: Sequence[FrozenTrial]) -> list[str]:
+    """What the user should know of the screening's numbers: that every screening trial so far (at
+    least FLAT_SCREENING_TRIALS) scored exactly 0, so the sampler and the candidates it sends to
+    confirmation follow no signal, and a verdict of ``defaults`` then says nothing of the keys."""
+    screened = [
+        t for t in trials
+        if t.state == TrialState.COMPLETE and (tags := TrialTags.of(t)).is_screening and not tags.imported
+    ]  # fmt: skip
+    if len(screened) < FLAT_SCREENING_TRIALS or any(t.value for t in screened):
+        return []
+    epochs = record.request.epochs
+    return [
+        f"all {len(screened)} screening trials so far scored fitness 0: trials of {epochs} epochs measure "
+        "nothing on this data set (warmup alone takes min(warmup_epochs, epochs - 1) of them), so the search "
+        "has no signal to follow and its candidates are chance; give the trials more epochs"
+    ]
+
+
 def study_out(
     record: StudyRecord,
     best: BestTrial | None,
@@ -221,6 +242,7 @@ def study_out(
         confirmation=ConfirmationOut.model_validate(confirmation) if confirmation is not None else None,
         rungs=[ConfirmationOut.model_validate(r) for r in rungs if r is not confirmation],
         searched=list(record.plan.evolve),
+        warnings=screening_warnings(record, trials),
         waiting=waiting if record.state.unfinished else None,
         dataset_report=dataset_report,
     )

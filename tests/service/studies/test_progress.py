@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import optuna
+
 from service.schemas import StudyRequest, StudyState
 from service.studies.confirmation import ConfirmationResult, ConfirmedEntry
 from service.studies.plan import build_plan
-from service.studies.progress import planned_epochs
+from service.studies.progress import planned_epochs, screening_warnings
 from service.studies.store import StudyRecord
 from service.studies.tables import utcnow
 
@@ -72,3 +74,21 @@ def test_a_budget_in_epochs_buys_the_trials_that_fit_it() -> None:
     plan = 10 * 3 * 10 + 4 * 5 * 30
     assert rungs.request.n_trials == (2000 - plan) // 10
     assert planned_epochs(rungs, []).total <= 2000 < planned_epochs(rungs, []).total + 10
+
+
+def _screened(*values: float, **attrs: Any) -> list[optuna.trial.FrozenTrial]:
+    distribution = {"lr0": optuna.distributions.FloatDistribution(1e-5, 0.1)}
+    return [
+        optuna.trial.create_trial(params={"lr0": 0.01}, distributions=distribution, value=v, user_attrs=attrs)
+        for v in values
+    ]
+
+
+def test_a_study_whose_screening_trials_all_scored_0_says_its_search_has_no_signal() -> None:
+    record = _record(epochs=3)
+    assert screening_warnings(record, _screened(0.0, 0.0)) == []  # too few to say
+    [warning] = screening_warnings(record, _screened(0.0, 0.0, 0.0))
+    assert warning.startswith("all 3 screening trials so far scored fitness 0: trials of 3 epochs ")
+    assert screening_warnings(record, _screened(0.0, 0.0, 0.0, 0.0012)) == []  # one signal is enough
+    # Trainings after screening (confirmation) do not count: only what the sampler learns from.
+    assert screening_warnings(record, _screened(0.0, 0.0, 0.0, stage="confirmation")) == []
