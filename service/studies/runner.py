@@ -152,9 +152,8 @@ class StudyRunner(threading.Thread):
     def _run(self) -> None:
         record = self._record
         request, plan = record.request, record.plan
-        try:
-            resources = self._context.ray.connect(until=self._stopping)
-        except RayLost:  # stopped before Ray answered
+        resources = self._connect_ray()
+        if resources is None:  # stopped before Ray answered
             if self._stop_reason == "user":
                 self._set_state(StudyState.STOPPED)
             return
@@ -368,6 +367,25 @@ class StudyRunner(threading.Thread):
             delay = min(delay * 2, 30.0)
         logger.info("study %d: Ray is back", self.study_id)
         self.waiting = None
+
+    def _connect_ray(self) -> dict[str, float] | None:
+        """Ray's resources once it is reached; None if the study is stopped first. A Ray that cannot be
+        started or joined (a cluster whose head or this node is not up yet) is waited for, as a lost
+        one is, with ``waiting`` saying why: the study does not fail for it."""
+        delay = 1.0
+        while self._stop_reason is None:
+            try:
+                resources = self._context.ray.connect(until=self._stopping)
+                self.waiting = None
+                return resources
+            except RayLost:
+                break  # stopped while connecting
+            except RuntimeError as exc:
+                self.waiting = f"waiting for Ray: {error_text(exc)}"
+                logger.warning("study %d: %s", self.study_id, self.waiting)
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 30.0)
+        return None
 
     @staticmethod
     def _ask(study: optuna.Study, space: dict[str, Any]) -> optuna.Trial:

@@ -1,5 +1,6 @@
-"""The controller's start-up sweep, without Ray: a study whose runner could not reach Ray fails
-with the reason, and a trial left running in a study that no runner owns is ended at the next start."""
+"""The controller's start-up sweep, without Ray: a study whose runner cannot reach Ray waits for
+it, saying why, until stopped; and a trial left running in a study that no runner owns is ended at
+the next start."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ class NoRay(RayLink):
         raise RuntimeError("no Ray in this test")
 
 
-def _ended(controller: StudyController, study_id: int) -> StudyOut:
+def _waiting(controller: StudyController, study_id: int) -> StudyOut:
     deadline = time.monotonic() + 30
-    while (study := controller.views.get_study(study_id)).state in ("queued", "running"):
+    while not (study := controller.views.get_study(study_id)).waiting:
         assert time.monotonic() < deadline, study
         time.sleep(0.1)
     return study
@@ -40,10 +41,13 @@ def test_a_start_ends_running_trials_of_studies_no_runner_owns(
     study = controller.create_study(
         StudyRequest(dataset="shapes/data.yaml", confirm_top_k=0, diagnostics=False, n_trials=2)
     )
-    study = _ended(controller, study.id)
-    assert study.state == "failed"
-    assert study.error == "RuntimeError: no Ray in this test"
-    # A trial left running in the failed study (as a runner that died with its database would leave it).
+    # Ray cannot be reached: the study waits for it (as for a lost Ray), saying why, rather than fail.
+    study = _waiting(controller, study.id)
+    assert study.state == "queued"
+    assert study.waiting == "waiting for Ray: RuntimeError: no Ray in this test"
+    study = controller.stop_study(study.id)
+    assert study.state == "stopped"
+    # A trial left running in the stopped study (as a runner that died with its database would leave it).
     optuna_study = optuna.load_study(study_name=study.name, storage=controller.storage)
     with warnings.catch_warnings():  # Optuna: heartbeats are for optimize(); this trial has none
         warnings.simplefilter("ignore", UserWarning)
@@ -55,7 +59,7 @@ def test_a_start_ends_running_trials_of_studies_no_runner_owns(
     trials = {t.number: t for t in restarted.views.trials(study.id)}
     assert trials[orphan.number].state == "fail"
     assert trials[orphan.number].error == "interrupted: the service stopped while it ran"
-    # Queued again, so that resuming the study runs it; the study itself stays failed until then.
+    # Queued again, so that resuming the study runs it; the study itself stays stopped until then.
     assert [t.retry_of for t in trials.values() if t.state == "waiting" and t.retry_of is not None] == [orphan.number]
-    assert restarted.views.get_study(study.id).state == "failed"
+    assert restarted.views.get_study(study.id).state == "stopped"
     restarted.shutdown()
