@@ -3,8 +3,8 @@ Debian's packages (scripts/local_images.sh: no registry is reachable here), the 
 the Dockerfile with a local wheelhouse, then docker-compose.yml with the CPU override and two
 workers: a study through the API with its key, fine-tuned from weights in the mounted ./weights,
 completes with trials on both worker containers,
-hyp.yaml downloads, the dashboard answers; a worker container killed mid-study costs one trial,
-retried on the other.
+hyp.yaml downloads, the dashboard answers; after the Ray head restarts, every node joins the new
+head; a worker container killed mid-study costs one trial, retried on the other.
 
 Needs root, dockerd, docker-compose and debootstrap (.ci/run installs them): skipped with the
 reason where they are missing, failed in CI. Everything it starts (the daemon, its containers,
@@ -267,6 +267,41 @@ def test_a_study_runs_through_the_deployment_on_both_workers(deployment: tuple[D
     assert set(yaml.safe_load(hyp.text)) >= {"lr0", "lrf", "momentum", "mosaic"}
     assert client.get("/healthz").json()["database"] == "ok"
     assert httpx.get("http://127.0.0.1:8080/", timeout=30, follow_redirects=True).status_code == 200
+
+
+def test_after_the_ray_head_restarts_every_node_joins_again(deployment: tuple[Deployment, httpx.Client]) -> None:
+    """Ray ends a node whose head is gone (after its 60 s GCS reconnect timeout): the worker
+    containers restart (`restart: unless-stopped`) and the API container's loop starts its own
+    node again, so a study started once the old nodes are gone trains on both workers."""
+    compose, client = deployment
+    workers = compose.containers("ray-cpu-worker")
+    (head,) = compose.containers("ray-head").values()
+
+    def restarts() -> dict[str, tuple[str, int]]:
+        out = _run(
+            [DOCKER, "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", *workers.values()],
+            compose.env,
+            60,
+            "inspect",
+        )
+        return {
+            name: (line.split()[0], int(line.split()[1])) for name, line in zip(workers, out.splitlines(), strict=True)
+        }
+
+    before = restarts()
+    _run([DOCKER, "restart", head], compose.env, 120, "docker restart")
+
+    def old_nodes_gone() -> bool:
+        return all(state != "running" or count > before[name][1] for name, (state, count) in restarts().items())
+
+    wait_for(old_nodes_gone, 240, "the worker nodes of the old head to end")
+    created = client.post("/studies", json={**STUDY, "epochs": 1, "n_trials": 2})
+    assert created.status_code == 201, created.text
+    study = run_to_end(client, created.json()["id"], timeout=300)
+    assert study["state"] == "completed", (study, restarts(), compose.logs())
+    trials = client.get(f"/studies/{study['id']}/trials").json()
+    assert [t["state"] for t in trials] == ["complete"] * 2
+    assert {t["node"] for t in trials} == set(workers)
 
 
 def test_a_killed_worker_container_costs_one_trial_retried_on_the_other(
