@@ -29,8 +29,14 @@ final trainings showed (an `improved` whose export then does not beat scratch-lo
 and the epochs spent. Fitness everywhere: 0.1 x mAP50 + 0.9 x mAP50-95 of the last epoch. Writes to
 --out: trainings.csv (every search trial and final training), summary.md, final_fitness.png.
 
+--pretrained: every study, tuner and final training of a generated set fine-tunes from weights
+trained 40 epochs on the *other* generator's data (seed 7, twice the training images; made once
+and kept in --weights-cache), as most users fine-tune: from scratch, these sets score fitness 0 in
+every trial of a few epochs and no search has a signal.
+
     .venv/bin/python bench/what_users_get.py                       # both generated data sets
     .venv/bin/python bench/what_users_get.py --data path/to/data.yaml --epochs 10 --trials 30
+    .venv/bin/python bench/what_users_get.py --pretrained --search-seeds 0 1 2   # fine-tuned from other data
     .venv/bin/python bench/what_users_get.py --summarize           # redo summary and plot from the CSV
 """
 
@@ -43,6 +49,7 @@ import math
 import multiprocessing
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -96,6 +103,15 @@ GENERATED = {
     # then takes about a minute on 2 cores.
     "shapes": (partial(write_sample_dataset, n_train=256, n_val=64), 64),
     "small-objects": (write_small_objects_dataset, 96),
+}
+# --pretrained: each generated set fine-tunes from weights trained on the *other* generator (another
+# seed, twice its training images), as a user fine-tunes from weights trained on other data.
+# From scratch these sets learn nothing measurable in a 3-epoch trial (every trial scores 0).
+PRETRAIN_FROM = {"shapes": "small-objects", "small-objects": "shapes"}
+PRETRAIN_SEED, PRETRAIN_EPOCHS = 7, 40
+PRETRAIN_SETS = {
+    "shapes": partial(write_sample_dataset, n_train=512, n_val=64, seed=PRETRAIN_SEED),
+    "small-objects": partial(write_small_objects_dataset, n_train=384, n_val=48, seed=PRETRAIN_SEED),
 }
 FIELDS = ["dataset", "method", "stage", "seed", "epochs", "fitness", "wall_s", "note", "search_seed"]
 
@@ -152,6 +168,40 @@ def read_rows(path: Path) -> list[Row]:
         ]
 
 
+def model_of(name: str, args: argparse.Namespace) -> str:
+    """What a study of set ``name`` names as its model: the pretrained weights' file name in the weights
+    folder with --pretrained, else --model."""
+    return f"pretrained-on-{PRETRAIN_FROM[name]}.pt" if args.pretrained else args.model
+
+
+def model_file(name: str, args: argparse.Namespace, work: Path) -> Path | str:
+    return work / "weights" / model_of(name, args) if args.pretrained else args.model
+
+
+def pretrain(name: str, args: argparse.Namespace, work: Path) -> None:
+    """The weights set ``name`` fine-tunes from (--pretrained): --model trained PRETRAIN_EPOCHS epochs on
+    the other generator's PRETRAIN_SETS data, once; kept in --weights-cache between runs (the same
+    arguments give the same data and, on CPU, the same weights)."""
+    target = work / "weights" / model_of(name, args)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    cached = args.weights_cache / f"{target.stem}-{PRETRAIN_EPOCHS}ep-seed{PRETRAIN_SEED}.pt"
+    if not cached.exists():
+        source = PRETRAIN_FROM[name]
+        data_yaml = PRETRAIN_SETS[source](work / "data-pretrain" / source)
+        started = time.monotonic()
+        result = train_trial(
+            TrialSpec(
+                trial_number=0, data=check_dataset(data_yaml.parent.parent, f"{source}/{data_yaml.name}"),
+                model=args.model, epochs=PRETRAIN_EPOCHS, imgsz=GENERATED[source][1], batch=args.batch, seed=0,
+                hyp=load_seed_hyp("scratch-low"), output_dir=str(work / f"pretrain-{source}"),
+            )
+        )  # fmt: skip
+        args.weights_cache.mkdir(parents=True, exist_ok=True)
+        shutil.copy(work / f"pretrain-{source}" / "weights" / "last.pt", cached)
+        print(f"pretrained on {source}: fitness {result.fitness:.4f} in {time.monotonic() - started:.0f}s", flush=True)
+    shutil.copy(cached, target)
+
+
 # -- the searches -----------------------------------------------------------------------------
 
 
@@ -169,12 +219,14 @@ def run_service(
     search_seed: int,
 ) -> tuple[dict[str, Any], list[Row]]:  # fmt: skip
     """One study; returns the exported ultralytics train arguments and a row per training."""
-    settings = Settings(HOME=work / f"{name}-{method}-{search_seed}", DATA_ROOT=data_root)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        HOME=work / f"{name}-{method}-{search_seed}", DATA_ROOT=data_root, WEIGHTS_DIR=work / "weights"
+    )
     controller = StudyController(settings, _ray())
     confirm = not method.startswith("hypevolve-noconf")
     variant = method.removeprefix("hypevolve").removeprefix("-")
     request = StudyRequest(
-        dataset=dataset, model=args.model, epochs=args.epochs, imgsz=imgsz, batch=args.batch,
+        dataset=dataset, model=model_of(name, args), epochs=args.epochs, imgsz=imgsz, batch=args.batch,
         budget_epochs=search_budget(args), parallel=2, seed=search_seed,
         confirm_top_k=args.confirm_top_k if confirm else 0, confirm_seeds=args.confirm_seeds,
         confirm_epochs=args.confirm_epochs, fixed={"close_mosaic": 10} if method.endswith("-cm10") else {},
@@ -219,7 +271,7 @@ def run_tuner(
     iterations = max(2, round(search_budget(args) / args.epochs))
     folder = f"tune-{name}-{search_seed}"
     started = time.monotonic()
-    YOLO(args.model).tune(
+    YOLO(str(model_file(name, args, work))).tune(
         data=str(data_yaml), epochs=args.epochs, iterations=iterations, imgsz=imgsz, batch=args.batch,
         optimizer="SGD", seed=search_seed, workers=0, plots=False, save=False, val=True, verbose=False,
         project=str(work), name=folder, exist_ok=True,
@@ -276,7 +328,7 @@ def final_trainings(
         TrialSpec(
             trial_number=seed,
             data=data,
-            model=args.model,
+            model=str(model_file(name, args, work)),
             epochs=epochs,
             imgsz=imgsz,
             batch=args.batch,
@@ -306,9 +358,16 @@ def _interval_text(values: list[float]) -> str:
     return f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]"
 
 
-def setup_text(args: argparse.Namespace, imgsz: int) -> str:
+def setup_text(args: argparse.Namespace, imgsz: int, name: str = "") -> str:
+    model = args.model
+    if args.pretrained and name in PRETRAIN_FROM:
+        source = PRETRAIN_FROM[name]
+        model = (
+            f"{args.model} fine-tuned from weights trained {PRETRAIN_EPOCHS} epochs on the {source} generator's data "
+            f"(seed {PRETRAIN_SEED}, not this set's)"
+        )
     return (
-        f"{args.model} at imgsz {imgsz}, batch {args.batch}; trials of {args.epochs} epochs; confirmation: top "
+        f"{model} at imgsz {imgsz}, batch {args.batch}; trials of {args.epochs} epochs; confirmation: top "
         f"{args.confirm_top_k} + baseline x {args.confirm_seeds} seeds x {args.confirm_epochs or 3 * args.epochs} "
         f"epochs; final trainings {args.final_epochs or 5 * args.epochs} epochs on seeds {args.final_seeds}; "
         f"search seeds {args.search_seeds} (one search per method and seed; racing up to {args.race_cap} seeds). "
@@ -432,11 +491,18 @@ def main() -> int:
         "Rungs and racing plan more confirmation (racing at its cap): a budget too small for one is refused",
     )  # fmt: skip
     parser.add_argument("--race-cap", type=int, default=None, help="racing's seed cap; default --confirm-seeds + 2")
+    parser.add_argument(
+        "--pretrained", action="store_true",
+        help="each generated set fine-tunes from weights trained on the other generator's data (made once)",
+    )  # fmt: skip
+    parser.add_argument("--weights-cache", type=Path, default=Path.home() / ".cache" / "hypevolve-bench")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "users_get")
     parser.add_argument("--summarize", action="store_true", help="only redo summary.md and the plot from the CSV")
     args = parser.parse_args()
     args.race_cap = args.race_cap or args.confirm_seeds + 2
+    if args.pretrained and args.data:
+        parser.error("--pretrained is for the generated sets: it pretrains on the other generator's data")
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / "trainings.csv"
     if args.summarize:
@@ -460,7 +526,9 @@ def main() -> int:
             for name, data_yaml, imgsz in sets:
                 data_root = data_yaml.parent.parent
                 data = check_dataset(data_root, f"{data_yaml.parent.name}/{data_yaml.name}")
-                (args.out / f"setup-{name}.txt").write_text(setup_text(args, imgsz) + "\n")
+                (args.out / f"setup-{name}.txt").write_text(setup_text(args, imgsz, name) + "\n")
+                if args.pretrained:
+                    pretrain(name, args, work)
                 for method in args.methods:
                     # scratch-low searches nothing: its final trainings serve every search seed.
                     for search_seed in [0] if method == "scratch-low" else args.search_seeds:
