@@ -9,6 +9,8 @@ searching (confirmation included).
 Methods (every searching one at the same training epochs: the service's budget_epochs, the
 epochs today's default plans for --trials screening trials; the tuner as many iterations):
   scratch-low          YOLOv5's hyp.scratch-low.yaml untouched: the reference (no search)
+  scratch-low-cm10     the same with close_mosaic 10 (ultralytics' default) in the final trainings: what
+                       that one length-counting key does alone (no search)
   hypevolve            the service with its confirmation stage (--confirm-top-k, --confirm-seeds,
                        --confirm-epochs), exporting the confirmed winner: today's default (one rung,
                        key_set yolov5-v7.0)
@@ -88,6 +90,7 @@ from workers.training import TrialSpec, train_trial  # noqa: E402
 
 METHODS = (
     "scratch-low",
+    "scratch-low-cm10",
     "hypevolve",
     "hypevolve-cm10",
     "hypevolve-aug",
@@ -301,6 +304,8 @@ def exported_args(method: str, name: str, data_root: Path, data_yaml: Path, imgs
     dataset = f"{data_yaml.parent.name}/{data_yaml.name}"
     if method == "scratch-low":
         return hyp_train_args(load_seed_hyp("scratch-low"), {}), []
+    if method == "scratch-low-cm10":
+        return hyp_train_args(load_seed_hyp("scratch-low"), {"close_mosaic": 10}), []
     if method == "tuner":
         return run_tuner(name, data_yaml, imgsz, args, work, search_seed)
     return run_service(method, name, data_root, dataset, imgsz, args, work, search_seed)
@@ -531,7 +536,7 @@ def main() -> int:
                     pretrain(name, args, work)
                 for method in args.methods:
                     # scratch-low searches nothing: its final trainings serve every search seed.
-                    for search_seed in [0] if method == "scratch-low" else args.search_seeds:
+                    for search_seed in [0] if method.startswith("scratch-low") else args.search_seeds:
                         started = time.monotonic()
                         print(f"== {name}: {method}, search seed {search_seed}", flush=True)
                         exported, rows = exported_args(
