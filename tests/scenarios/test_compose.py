@@ -81,10 +81,20 @@ def test_commands_are_real_cli_commands() -> None:
     parser = build_parser()
     for name in ("api", "dashboard"):
         command = SERVICES[name]["command"]
-        if command[:2] == ["sh", "-c"]:  # the API starts a Ray node of its own first, then execs itself
-            command = command[2].split("&& exec ")[1].split()
+        if command[:2] == ["sh", "-c"]:  # the API keeps a Ray node of its own, then execs itself
+            command = command[2].rsplit("exec ", 1)[1].split()
         assert command[0] == "hypevolve"
         parser.parse_args(command[1:])
+
+
+def test_ray_nodes_start_again_when_ray_ends_them() -> None:
+    """Ray ends a node whose head went away: its container restarts, and the API's loop starts its
+    own node again (the deployment test restarts the head for real)."""
+    for name in ("postgres", "ray-head", "ray-worker", "api", "dashboard"):
+        assert SERVICES[name]["restart"] == "unless-stopped", name
+    assert SERVICES_CPU["ray-cpu-worker"]["restart"] == "unless-stopped"
+    loop = SERVICES["api"]["command"][2]
+    assert re.search(r"while true; do ray start --address=ray-head:6379 [^;]*--block;", loop), loop
 
 
 def test_compose_requires_a_ray_token_instead_of_defaulting_one() -> None:
