@@ -18,11 +18,18 @@ epochs today's default plans for --trials screening trials; the tuner as many it
   hypevolve-rungs      the same with 2 rungs (confirm_rungs 2)
   hypevolve-race       the same racing from --confirm-seeds up to --race-cap seeds
   hypevolve-new        augmentation keys, 2 rungs and racing together: a candidate new default
+  hypevolve-ul         today's default naming the tuner's ultralytics-only keys too (evolve: the v7.0 keys
+                       that act on box labels, plus dfl, bgr, cutmix and close_mosaic): the tuner's space
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
                        epochs; its best_hyperparameters.yaml (it searches close_mosaic itself)
   *-cm10               the same with the trials' close_mosaic fixed at 10 (ultralytics' default)
+
+--ablate: after each tuner search, its export is also trained with one group of keys at a time put
+back to scratch-low's values (close_mosaic; the optimizer keys; the loss gains; the augmentation
+keys, bgr and cutmix included), as methods tuner-minus-<group>: what each group of the tuner's
+changes is worth at the final length. Every method's whole export is kept in exports.jsonl.
 
 Each searching method runs once per --search-seeds seed; scratch-low's final trainings are shared.
 Reported per method: the gain over scratch-low pooled over search seeds (each search's mean paired
@@ -77,7 +84,17 @@ import ultralytics  # noqa: E402
 import yaml  # noqa: E402
 
 from bench.small_objects import write_small_objects_dataset  # noqa: E402
-from hyps import hyp_train_args, load_seed_hyp, ultralytics_only, untranslate_args  # noqa: E402
+from hyps import (  # noqa: E402
+    AUGMENTATION_KEYS,
+    NEEDS_SEGMENTS,
+    default_evolve_keys,
+    hyp_train_args,
+    load_seed_hyp,
+    load_ultralytics_space,
+    ultralytics_only,
+    ultralytics_only_defaults,
+    untranslate_args,
+)
 from service.cluster.runtime import RayLink  # noqa: E402
 from service.data.datasets import check_dataset  # noqa: E402
 from service.data.sample import write_sample_dataset  # noqa: E402
@@ -97,6 +114,7 @@ METHODS = (
     "hypevolve-rungs",
     "hypevolve-race",
     "hypevolve-new",
+    "hypevolve-ul",
     "hypevolve-noconf",
     "hypevolve-noconf-cm10",
     "tuner",
@@ -115,6 +133,13 @@ PRETRAIN_SEED, PRETRAIN_EPOCHS = 7, 40
 PRETRAIN_SETS = {
     "shapes": partial(write_sample_dataset, n_train=512, n_val=64, seed=PRETRAIN_SEED),
     "small-objects": partial(write_small_objects_dataset, n_train=384, n_val=48, seed=PRETRAIN_SEED),
+}
+# --ablate: the groups of keys put back to scratch-low's values one at a time in the tuner's export.
+ABLATION_GROUPS = {
+    "close_mosaic": ("close_mosaic",),
+    "optimizer": ("lr0", "lrf", "momentum", "weight_decay", "warmup_epochs", "warmup_momentum", "warmup_bias_lr"),
+    "loss": ("box", "cls", "dfl"),
+    "augmentation": (*AUGMENTATION_KEYS, "bgr", "cutmix"),
 }
 FIELDS = ["dataset", "method", "stage", "seed", "epochs", "fitness", "wall_s", "note", "search_seed"]
 
@@ -234,6 +259,8 @@ def run_service(
         confirm_top_k=args.confirm_top_k if confirm else 0, confirm_seeds=args.confirm_seeds,
         confirm_epochs=args.confirm_epochs, fixed={"close_mosaic": 10} if method.endswith("-cm10") else {},
         key_set="augmentation" if variant in ("aug", "new") else "yolov5-v7.0",
+        evolve=[k for k in default_evolve_keys() if k not in NEEDS_SEGMENTS] + list(load_ultralytics_space())
+        if variant == "ul" else None,
         confirm_rungs=2 if variant in ("rungs", "new") else 1,
         confirm_seeds_max=args.race_cap if variant in ("race", "new") else None,
     )  # fmt: skip
@@ -311,6 +338,16 @@ def exported_args(method: str, name: str, data_root: Path, data_yaml: Path, imgs
     return run_service(method, name, data_root, dataset, imgsz, args, work, search_seed)
 
 
+def ablations(train_args: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """--ablate: the tuner's export with each group of ABLATION_GROUPS put back to scratch-low's values
+    (ultralytics' defaults for the ultralytics-only keys), by method name tuner-minus-<group>."""
+    reference = {**ultralytics_only_defaults(), **hyp_train_args(load_seed_hyp("scratch-low"), {})}
+    return {
+        f"tuner-minus-{group}": {**train_args, **{k: reference[k] for k in keys if k in reference}}
+        for group, keys in ABLATION_GROUPS.items()
+    }
+
+
 # -- the final trainings ------------------------------------------------------------------------
 
 
@@ -379,6 +416,13 @@ def setup_text(args: argparse.Namespace, imgsz: int, name: str = "") -> str:
         f"Equal compute: every searching method is given {search_budget(args)} training epochs (budget_epochs"
         + ("; --budget)." if args.budget else f": {args.trials} screening trials for today's default).")
     )
+
+
+def keep_export(out: Path, name: str, method: str, search_seed: int, exported: dict[str, Any]) -> None:
+    """Every method's whole export, a JSON line each, in exports.jsonl."""
+    record = {"dataset": name, "method": method, "search_seed": search_seed, "args": exported}
+    with (out / "exports.jsonl").open("a") as stream:
+        stream.write(json.dumps(record, default=str) + "\n")
 
 
 def summarize(rows: list[Row], args: argparse.Namespace, out: Path) -> None:
@@ -503,6 +547,7 @@ def main() -> int:
     parser.add_argument("--weights-cache", type=Path, default=Path.home() / ".cache" / "hypevolve-bench")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "users_get")
+    parser.add_argument("--ablate", action="store_true", help="train the tuner's export less each key group")
     parser.add_argument("--summarize", action="store_true", help="only redo summary.md and the plot from the CSV")
     args = parser.parse_args()
     args.race_cap = args.race_cap or args.confirm_seeds + 2
@@ -543,6 +588,12 @@ def main() -> int:
                             method, name, data_root, data_yaml, imgsz, args, work, search_seed
                         )
                         rows += final_trainings(method, name, exported, data, imgsz, args, work, pool, search_seed)
+                        keep_export(args.out, name, method, search_seed, exported)
+                        if method == "tuner" and args.ablate:
+                            for ablated, ablated_args in ablations(exported).items():
+                                rows += final_trainings(
+                                    ablated, name, ablated_args, data, imgsz, args, work, pool, search_seed
+                                )
                         append_rows(csv_path, rows)
                         finals = [r.fitness for r in rows if r.stage == "final" and r.fitness is not None]
                         mean = statistics.fmean(finals) if finals else math.nan
