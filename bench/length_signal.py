@@ -138,6 +138,18 @@ def two_way(table: np.ndarray) -> tuple[float, float]:
     return math.sqrt(noise_var), math.sqrt(seed_var)
 
 
+def true_correlation(a: np.ndarray, b: np.ndarray, stats_a: dict[str, Any], stats_b: dict[str, Any]) -> float:
+    """Pearson's r of two lengths' gains corrected for the noise in both (disattenuated: r over the
+    square root of both reliabilities, true variance / observed variance), clipped to [-1, 1]; NaN
+    where either length's true spread is 0. Assumes the two lengths' noises are independent: they
+    are separate trainings, and the learning-rate schedule differs with the length from the start."""
+    reliability = [s["true_gain_sd"] ** 2 / max(s["gain_sd"] ** 2, 1e-12) for s in (stats_a, stats_b)]
+    denom = math.sqrt(reliability[0] * reliability[1])
+    if denom <= 0:
+        return math.nan
+    return min(max(float(stats.pearsonr(a, b)[0]) / denom, -1.0), 1.0)
+
+
 def length_stats(rows: list[dict[str, str]], name: str) -> dict[str, Any]:
     """The numbers of one set: per length the table's noise, the gains' spread, and the agreement with
     the longest length."""
@@ -171,18 +183,18 @@ def length_stats(rows: list[dict[str, str]], name: str) -> dict[str, Any]:
         }
     if gains:
         longest = max(gains)
+        out["true_r"] = {
+            f"{a}-{b}": true_correlation(gains[a], gains[b], out["by_length"][a], out["by_length"][b])
+            for a in gains
+            for b in gains
+            if a < b
+        }
         for epochs, gain in gains.items():
             entry = out["by_length"][epochs]
-            pearson = float(stats.pearsonr(gain, gains[longest])[0]) if epochs != longest else 1.0
-            spearman = float(stats.spearmanr(gain, gains[longest])[0]) if epochs != longest else 1.0
-            # Disattenuated: the correlation of the true gains, the noise taken out of both spreads.
-            reliability = [
-                out["by_length"][e]["true_gain_sd"] ** 2 / max(out["by_length"][e]["gain_sd"] ** 2, 1e-12)
-                for e in (epochs, longest)
-            ]
-            denom = math.sqrt(reliability[0] * reliability[1])
-            true_r = 1.0 if epochs == longest else (min(max(pearson / denom, -1.0), 1.0) if denom > 0 else math.nan)
-            entry.update({"pearson_vs_longest": pearson, "spearman_vs_longest": spearman, "true_r_vs_longest": true_r})
+            mine_vs_longest = epochs != longest
+            entry["pearson_vs_longest"] = float(stats.pearsonr(gain, gains[longest])[0]) if mine_vs_longest else 1.0
+            entry["spearman_vs_longest"] = float(stats.spearmanr(gain, gains[longest])[0]) if mine_vs_longest else 1.0
+            entry["true_r_vs_longest"] = out["true_r"][f"{epochs}-{longest}"] if mine_vs_longest else 1.0
             top = int(np.argmax(gain))
             entry["top_rank_at_longest"] = int((gains[longest] > gains[longest][top]).sum()) + 1
     return out
@@ -220,7 +232,8 @@ def summarize(rows: list[dict[str, str]], out: Path, args: argparse.Namespace) -
                 f"{e.get('true_r_vs_longest', math.nan):+.2f} | {e.get('top_rank_at_longest', '-')} of "
                 f"{len(entry['candidates'])} |"
             )
-        lines += ["", "Each candidate's gain by length:", ""]
+        pairs = ", ".join(f"{pair} epochs {r:+.2f}" for pair, r in entry.get("true_r", {}).items())
+        lines += ["", f"True r between lengths: {pairs or '-'}.", "", "Each candidate's gain by length:", ""]
         lengths = sorted(entry["by_length"])
         lines += ["| candidate | " + " | ".join(f"{n} ep" for n in lengths) + " |", "|---" * (len(lengths) + 1) + "|"]
         for i, label in enumerate(entry["candidates"]):
