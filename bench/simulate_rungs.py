@@ -39,18 +39,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.simulate_verdict import rate  # noqa: E402
-from service.studies.confirmation import ConfirmationPlan, confirmation_result, raced  # noqa: E402
-from workers.trial_tags import CONFIRMATION, planned_attrs  # noqa: E402
+from bench.simulate_verdict import rate, run_race  # noqa: E402
 
 PARAMS = ROOT / "bench" / "results" / "length_signal" / "params.json"
 RESULTS = ROOT / "bench" / "results" / "simulate_rungs.md"
@@ -140,19 +136,8 @@ def nearest_correlation(corr: np.ndarray) -> np.ndarray:
 def top_rung(values: np.ndarray, k: int, seeds: int, cap: int) -> tuple[str, int | None]:
     """The service's verdict and winner (index into ``values``' rows, 0 the seed hyps) for a top rung
     whose trainings score ``values`` (entries x cap seeds, drawn up front; seed s is column s - 1)."""
-    candidates: dict[int, dict[str, Any]] = {number: {} for number in range(1, k + 1)}
-    plan = ConfirmationPlan({}, candidates, {}, list(range(1, seeds + 1)), epochs=1, seed_cap=cap or None)
-    while True:
-        trials = [
-            SimpleNamespace(
-                state=TrialState.COMPLETE, value=float(values[n][s - 1]), user_attrs=planned_attrs(CONFIRMATION, n, s)
-            )
-            for n, s, _ in plan.trainings()
-        ]
-        result = confirmation_result(plan, trials)
-        if result.finished:
-            return str(result.verdict), result.winner
-        plan = raced(plan, result, screening_seed=0)
+    result, _ = run_race(values, k, seeds, cap or None)
+    return str(result.verdict), result.winner
 
 
 def simulate(rng: np.random.Generator, model: Model, plan: Plan, budget: int) -> tuple[str, float] | None:

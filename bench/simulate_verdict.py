@@ -96,6 +96,13 @@ def simulate_race(
     values = {
         n: 0.2 + (gains[n - 1] if n else 0.0) + seed_effect + rng.normal(0.0, noise_sd, cap) for n in range(k + 1)
     }
+    return run_race(values, k, start, cap)
+
+
+def run_race(values: Any, k: int, start: int, cap: int | None) -> tuple[ConfirmationResult, int]:
+    """A top rung of k candidates whose trainings score ``values[entry][seed - 1]`` (entry 0 the seed
+    hyps), racing from ``start`` seeds up to ``cap`` (None: no racing), through the service's own
+    confirmation_result and raced: its final result and the trainings it spent."""
     candidates: dict[int, dict[str, Any]] = {number: {} for number in range(1, k + 1)}
     plan = ConfirmationPlan({}, candidates, {}, list(range(1, start + 1)), epochs=1, seed_cap=cap)
     while True:
