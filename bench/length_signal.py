@@ -17,8 +17,16 @@ reused). Per set and length it reports:
 
 summary.md says it in words; params.json carries the numbers to bench/simulate_rungs.py.
 
+--moves FILE trains named hand-made candidates instead of sampled ones: a YAML mapping of a name to
+the values it changes, YOLOv5 keys (cls: 1.0) or ultralytics-only arguments (dfl: 3.0). A value
+counted in epochs can be given as a fraction of each training's length instead:
+``close_mosaic_fraction: 0.67`` trains close_mosaic = round(0.67 x epochs), 2 at 3 epochs and 10 at 15
+(ultralytics turns mosaic off for the last close_mosaic epochs). See bench/moves_far.yaml.
+
     .venv/bin/python bench/length_signal.py                                   # both sets, 3/9/15 epochs
     .venv/bin/python bench/length_signal.py --sets shapes --candidates 4 --seeds 100 101 --lengths 2 4
+    .venv/bin/python bench/length_signal.py --moves bench/moves_far.yaml --lengths 3 15 --seeds 100 101 102 103 \
+        --out bench/results/length_signal_far                                 # far moves of a few keys
     .venv/bin/python bench/length_signal.py --summarize                       # redo the report from the CSV
 """
 
@@ -43,14 +51,24 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import yaml  # noqa: E402
+
 from bench.what_users_get import GENERATED, _final, model_file, pretrain  # noqa: E402
-from hyps import NEEDS_SEGMENTS, default_evolve_keys, load_search_space, load_seed_hyp  # noqa: E402
+from hyps import (  # noqa: E402
+    HYP_KEYS,
+    NEEDS_SEGMENTS,
+    default_evolve_keys,
+    load_search_space,
+    load_seed_hyp,
+    load_ultralytics_space,
+)
 from service.data.datasets import check_dataset  # noqa: E402
 from service.samplers.yolov5 import mutate  # noqa: E402
 from workers.training import TrialSpec  # noqa: E402
 
 FIELDS = ["dataset", "hyp", "epochs", "seed", "fitness", "wall_s", "params"]
 BASELINE = "scratch-low"
+FRACTION = "_fraction"  # a move's key ending so: that key at this fraction of each training's length
 
 
 def candidate_hyps(count: int, seed: int) -> dict[str, dict[str, float]]:
@@ -68,8 +86,43 @@ def candidate_hyps(count: int, seed: int) -> dict[str, dict[str, float]]:
     return hyps
 
 
+def read_moves(path: Path) -> dict[str, dict[str, float]]:
+    """The named moves of a --moves file, each checked against the keys a training takes."""
+    moves = yaml.safe_load(path.read_text())
+    known = set(HYP_KEYS) | set(load_ultralytics_space())
+    if not isinstance(moves, dict) or not moves:
+        raise ValueError(f"{path}: a mapping of candidate names to their changed values is needed")
+    for name, change in moves.items():
+        if name == BASELINE or not isinstance(change, dict) or not change:
+            raise ValueError(f"{path}: {name!r} must be a new name mapping keys to values")
+        unknown = sorted(k for k in change if k.removesuffix(FRACTION) not in known)
+        if unknown:
+            raise ValueError(f"{path}: {name!r} changes unknown keys {unknown}")
+    return {str(name): {str(k): float(v) for k, v in change.items()} for name, change in moves.items()}
+
+
+def training_values(values: dict[str, float], epochs: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """(YOLOv5 hyp, ultralytics-only arguments) of one candidate at one length: a ``*_fraction`` key
+    becomes that key at round(fraction x epochs)."""
+    extras: dict[str, Any] = {"close_mosaic": 0}
+    hyp: dict[str, float] = {}
+    space = load_ultralytics_space()
+    for key, value in values.items():
+        name = key.removesuffix(FRACTION)
+        value = round(value * epochs) if key.endswith(FRACTION) else value
+        if name in space:
+            extras[name] = int(value) if space[name].integer else float(value)
+        else:
+            hyp[name] = value
+    return hyp, extras
+
+
 def train_all(args: argparse.Namespace, csv_path: Path) -> None:
-    hyps = candidate_hyps(args.candidates, args.hyp_seed)
+    if args.moves:
+        start = load_seed_hyp("scratch-low")
+        hyps = {BASELINE: dict(start), **{name: {**start, **move} for name, move in read_moves(args.moves).items()}}
+    else:
+        hyps = candidate_hyps(args.candidates, args.hyp_seed)
     done = set()
     if csv_path.exists():  # a run that stopped goes on where it stopped
         done = {(r["dataset"], r["hyp"], int(r["epochs"]), int(r["seed"])) for r in read_rows(csv_path)}
@@ -95,11 +148,11 @@ def train_all(args: argparse.Namespace, csv_path: Path) -> None:
             specs = [
                 TrialSpec(
                     trial_number=seed, data=data, model=str(model_file(name, args, work)), epochs=epochs,
-                    imgsz=imgsz, batch=args.batch, seed=seed, hyp=hyps[label],
-                    ultralytics_args={"close_mosaic": 0},
+                    imgsz=imgsz, batch=args.batch, seed=seed, hyp=hyp, ultralytics_args=extras,
                     output_dir=str(work / f"{name}-{label}-{epochs}" / str(seed)),
                 )
                 for label, epochs, seed in jobs
+                for hyp, extras in [training_values(hyps[label], epochs)]
             ]  # fmt: skip
             started = time.monotonic()
             for (label, epochs, seed), (fitness, wall) in zip(jobs, pool.map(_final, specs), strict=True):
@@ -155,7 +208,7 @@ def length_stats(rows: list[dict[str, str]], name: str) -> dict[str, Any]:
     the longest length."""
     mine = [r for r in rows if r["dataset"] == name]
     lengths = sorted({int(r["epochs"]) for r in mine})
-    labels = [BASELINE, *sorted({r["hyp"] for r in mine} - {BASELINE}, key=lambda s: int(s[1:]))]
+    labels = [BASELINE, *dict.fromkeys(r["hyp"] for r in mine if r["hyp"] != BASELINE)]  # as first trained
     seeds = sorted({int(r["seed"]) for r in mine})
     value = {(r["hyp"], int(r["epochs"]), int(r["seed"])): float(r["fitness"]) for r in mine}
     out: dict[str, Any] = {"lengths": lengths, "seeds": seeds, "candidates": labels[1:], "by_length": {}}
@@ -200,6 +253,19 @@ def length_stats(rows: list[dict[str, str]], name: str) -> dict[str, Any]:
     return out
 
 
+def candidates_text(args: argparse.Namespace) -> str:
+    if args.moves:
+        moves = read_moves(args.moves)
+        listed = "; ".join(
+            f"{name}: " + ", ".join(f"{k} {v:g}" for k, v in move.items()) for name, move in moves.items()
+        )
+        return f"Candidates: hand-made moves of scratch-low ({args.moves.name}): {listed}."
+    return (
+        f"Candidates: 1-3 successive mutations of scratch-low by the yolov5 sampler (numpy seed {args.hyp_seed}), "
+        "today's default keys."
+    )
+
+
 def summarize(rows: list[dict[str, str]], out: Path, args: argparse.Namespace) -> None:
     names = [n for n in GENERATED if any(r["dataset"] == n for r in rows)]
     params = {name: length_stats(rows, name) for name in names}
@@ -210,8 +276,8 @@ def summarize(rows: list[dict[str, str]], out: Path, args: argparse.Namespace) -
         "",
         f"bench/length_signal.py; {platform.machine()}, 2 cores, no GPU; {len(rows)} trainings "
         f"({walls / 60:.0f} training-minutes, two at a time). Each set fine-tunes from weights trained on "
-        "the other generator's data, as `what_users_get.py --pretrained`. Candidates: 1-3 successive mutations "
-        f"of scratch-low by the yolov5 sampler (numpy seed {args.hyp_seed}), today's default keys. Gains: each "
+        "the other generator's data, as `what_users_get.py --pretrained`. "
+        f"{candidates_text(args)} Gains: each "
         "candidate's mean paired gain over scratch-low on the same seeds. Noise: residual sd of one training "
         "(two-way fit, hyps x seeds); seed sd: the effect every hyp shares on a seed. True-gain sd: the gains' "
         "sd less the noise's share (2 noise^2 / seeds). True r: Pearson's r with the longest length's gains "
@@ -248,6 +314,7 @@ def main() -> int:
     parser.add_argument("--sets", nargs="+", default=list(GENERATED), choices=list(GENERATED))
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--hyp-seed", type=int, default=0, help="numpy seed of the candidates' mutations")
+    parser.add_argument("--moves", type=Path, help="named hand-made candidates (YAML) instead of sampled ones")
     parser.add_argument("--lengths", type=int, nargs="+", default=[3, 9, 15])
     parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
     parser.add_argument("--model", default="yolov5n.yaml")
@@ -256,6 +323,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "length_signal")
     parser.add_argument("--summarize", action="store_true", help="only redo summary.md and params.json")
     args = parser.parse_args()
+    if args.moves:
+        args.candidates = len(read_moves(args.moves))
     if len(args.seeds) < 2 or args.candidates < 3:
         parser.error("the noise needs 2 seeds or more, the correlations 3 candidates or more")
     args.out.mkdir(parents=True, exist_ok=True)
