@@ -89,6 +89,8 @@ PLANS = (
     Plan("2 rungs 9, 15 (factor 3), k 1, 2 seeds", (9, 15), 1, 2),
     Plan("2 rungs 9, 15 (factor 2), k 1, 2 seeds", (9, 15), 1, 2, factor=2),
     Plan("3 rungs 3, 9, 15 (factor 2), k 1, 2 seeds", (3, 9, 15), 1, 2, factor=2),
+    Plan("1 rung at 15, k 2, 2 seeds", (15,), 2, 2),
+    Plan("2 rungs 3, 15 (factor 2), k 1, 2 seeds", (3, 15), 1, 2, factor=2),
 )
 
 
@@ -214,7 +216,8 @@ def main() -> None:
         "Gain: the export's mean true gain over the seed hyps (95% interval over the simulated studies); worse: "
         "how often the export is worse than the seed hyps; contradicted: `improved` while the true gain is not above "
         "0; export only if improved: the same studies exporting the seed hyps unless the verdict is `improved`. "
-        "Rates with 95% Wilson intervals. A plan that does not fit the budget is left out.",
+        "Rates with 95% Wilson intervals. A plan that does not fit the budget, or has a rung at a length the "
+        "length-signal run did not train, is left out.",
     ]
     for name, entry in params.items():
         model = Model(entry)
@@ -242,6 +245,8 @@ def main() -> None:
                 "|---|---|---|---|---|---|---|",
             ]
             for plan in PLANS:
+                if not set(plan.lengths) <= set(model.lengths):
+                    continue  # a rung length the length-signal run did not train
                 row = cell(rng, model, plan, budget, args.studies)
                 if row is not None:
                     lines.append("| " + " | ".join(row) + " |")
