@@ -203,6 +203,12 @@ class StudyRequest(BaseModel):
         "loss keys stay at the seed hyps' values). Either leaves out copy_paste when the training split has no "
         "segment labels. Not with evolve.",
     )
+    probe_keys: list[str] = Field(
+        default_factory=list,
+        max_length=len(HYP_KEYS) + len(load_ultralytics_space()),
+        description="Searched keys the yolov5 sampler first probes far from the seed hyps: after the seed trial, one "
+        "screening trial per move, each key doubled then halved (clipped to its range), before evolution mutates.",
+    )
     fixed: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="Keys (YOLOv5 or ultralytics-only) held at these values, not searched."
     )
@@ -373,6 +379,15 @@ class StudyRequest(BaseModel):
         # The default beside evolve is what a stored request reads back as: only another set conflicts.
         if info.data.get("evolve") is not None and value != "yolov5-v7.0":
             raise ValueError("names the keys a study searches when evolve names none: give evolve or key_set, not both")
+        return value
+
+    @field_validator("probe_keys")
+    @classmethod
+    def _probes_of_yolov5(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and info.data.get("sampler", "yolov5") != "yolov5":
+            raise ValueError("are proposed by the yolov5 sampler only; leave them out or use sampler yolov5")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a key twice")
         return value
 
     @field_validator("confirm_rungs")

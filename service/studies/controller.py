@@ -79,6 +79,13 @@ class StudyController:
             request.seed_hyp, request.evolve, request.fixed, request.bounds, request.fitness_weights,
             keys_from=request.key_set, segments=segments,
         )  # fmt: skip
+        for key in request.probe_keys:
+            if key not in plan.evolve:
+                raise InvalidRequest(
+                    "probe_keys",
+                    request.probe_keys,
+                    f"names {key!r}, which the study does not search: {list(plan.evolve)}",
+                )
         if request.name is not None and (taken := self.store.name_taken_by(request.name)) is not None:
             raise Conflict(f"a study named {request.name!r} already exists (id {taken})")
         # SQLite has one writer: commit our row before Optuna writes through its own connection.

@@ -165,7 +165,9 @@ class StudyRunner(threading.Thread):
         book = self._book = self._retry(lambda: TrialBook(study, storage), "load")
         # Offset by the trials already run, so a resumed study does not replay its first proposals.
         sampler_seed = request.seed + len(self._retry(lambda: study.get_trials(deepcopy=False), "load"))
-        study.sampler = build_sampler(request.sampler, sampler_seed, plan.ranges, plan.start_params())
+        study.sampler = build_sampler(
+            request.sampler, sampler_seed, plan.ranges, plan.start_params(), request.probe_keys
+        )
         space = plan.distributions()
         gpus = self._gpus_per_trial(request, resources)
         self._set_state(StudyState.RUNNING)

@@ -141,6 +141,8 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("diagnostics", "yes"),
     ("diagnostics", 1),
     ("dataset", "shapes/data"),
+    ("probe_keys", "box"),
+    ("probe_keys", ["box", "box"]),
 ]
 
 
@@ -189,6 +191,10 @@ CONFLICTS = [
     ({"evolve": ["lr0"], "key_set": "augmentation"}, "key_set", "give evolve or key_set, not both"),
     ({"budget_epochs": 1000, "n_trials": 5}, "budget_epochs", "buys 64 trials but n_trials is 5"),
     ({"confirm_top_k": 0, "confirm_rungs": 2}, "confirm_rungs", "confirm_top_k is 0"),
+    ({"sampler": "tpe", "probe_keys": ["box"]}, "probe_keys", "yolov5 sampler only"),
+    # The augmentation set holds the loss gains at the seed's values: a probe of one would not be searched.
+    ({"key_set": "augmentation", "probe_keys": ["hsv_h", "box"]}, "probe_keys", "names 'box', which the study"),
+    ({"evolve": ["lr0"], "probe_keys": ["lr"]}, "probe_keys", "names 'lr', which the study does not search"),
 ]
 
 
@@ -212,6 +218,7 @@ def test_a_stored_request_reads_back_as_it_was_taken() -> None:
         {"key_set": "augmentation"},
         {"confirm_rungs": 2, "confirm_seeds_max": 6},
         {"budget_epochs": 1000},
+        {"probe_keys": ["box", "cls"]},
     ):
         request = StudyRequest(dataset="shapes/data.yaml", **fields)
         assert StudyRequest.model_validate(request.model_dump(mode="json")) == request

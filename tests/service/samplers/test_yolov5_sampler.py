@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import optuna
 import pytest
 
 from hyps import KeyRange, load_search_space, load_seed_hyp, load_ultralytics_space
-from service.samplers.yolov5 import YOLOv5EvolutionSampler, mutate, select_parent
-from service.studies.plan import build_plan
+from service.samplers.yolov5 import YOLOv5EvolutionSampler, mutate, probe_moves, select_parent
+from service.studies.plan import StudyPlan, build_plan
 
 DRAWS = 20000
 
@@ -137,3 +139,74 @@ def test_parent_draw_survives_non_finite_and_tied_fitness() -> None:
     assert select_parent([float("inf"), 0.5, 0.1, float("nan")], rng, parents=1) == 1
     assert all(select_parent([0.2, 0.2, 0.2], rng) in (0, 1, 2) for _ in range(20))
     assert select_parent([float("nan")] * 3, rng) in (0, 1, 2)
+
+
+def test_probes_move_each_key_up_then_down_clipped_and_never_twice() -> None:
+    space = load_search_space()
+    ranges = {k: space[k] for k in ("box", "cls", "momentum", "degrees")}
+    start = {"box": 0.05, "cls": 0.5, "momentum": 0.937, "degrees": 0.0}
+    moves = probe_moves(start, ranges, ["cls", "box", "momentum", "degrees"])
+    moved = [{k: v for k, v in m.items() if v != start[k]} for m in moves]
+    assert moved == [
+        {"cls": 1.0},
+        {"cls": 0.25},
+        {"box": 0.1},
+        {"box": 0.025},
+        {"momentum": ranges["momentum"].high},  # x2 clipped to the top
+        {"momentum": ranges["momentum"].low},  # x0.5 clipped to the bottom
+        {"degrees": 0.25 * ranges["degrees"].high},  # at 0: up a quarter of the range; down is no move
+    ]
+    # A move that clips back onto the seed value is no probe.
+    assert probe_moves({"box": 0.2}, {"box": KeyRange("box", 0.02, 0.2, 1.0)}, ["box"]) == [{"box": 0.1}]
+    # Whole-number keys stay whole.
+    close = {"close_mosaic": load_ultralytics_space()["close_mosaic"]}
+    assert [m["close_mosaic"] for m in probe_moves({"close_mosaic": 0}, close, ["close_mosaic"])] == [3]
+    assert [m["close_mosaic"] for m in probe_moves({"close_mosaic": 10}, close, ["close_mosaic"])] == [5]
+
+
+def _probing_study(
+    plan_keys: list[str], probe_keys: list[str], storage: str | None = None, seed: int = 0
+) -> tuple[StudyPlan, optuna.Study]:
+    plan = build_plan("scratch-low", evolve=plan_keys)
+    sampler = YOLOv5EvolutionSampler(plan.ranges, plan.start_params(), seed=seed, probe_keys=probe_keys)
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler, storage=storage, study_name="probes", load_if_exists=True
+    )
+    return plan, study
+
+
+def test_probes_come_after_the_seed_trial_in_order_then_evolution() -> None:
+    plan, study = _probing_study(["lr0", "box", "cls"], ["box", "cls"])
+    study.enqueue_trial(plan.start_params())
+    expected = probe_moves(plan.start_params(), plan.ranges, ["box", "cls"])
+    assert len(expected) == 4
+    trials = [study.ask(plan.distributions()) for _ in range(7)]  # all running at once, as parallel workers ask
+    assert trials[0].params == plan.start_params()
+    assert [t.params for t in trials[1:5]] == expected
+    # Then mutations of the seed: not the seed, not a probe.
+    for trial in trials[5:]:
+        assert trial.params != plan.start_params()
+        assert trial.params not in expected
+
+
+def test_a_resumed_study_goes_on_with_the_next_probe_and_a_retry_is_not_probed_again(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'probes.db'}"
+    plan, study = _probing_study(["lr0", "box", "cls"], ["box", "cls"], storage)
+    expected = probe_moves(plan.start_params(), plan.ranges, ["box", "cls"])
+    study.enqueue_trial(plan.start_params())
+    seed_trial, first, second = (study.ask(plan.distributions()) for _ in range(3))
+    assert [first.params, second.params] == expected[:2]
+    study.tell(seed_trial, 0.5)
+    study.tell(first, 0.6)
+    study.tell(second, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial(second.params)  # the runner's retry of a lost trial
+
+    # A new process: the sampler rebuilt (with another seed, as the runner offsets it) on the same storage.
+    plan, study = _probing_study(["lr0", "box", "cls"], ["box", "cls"], storage, seed=3)
+    retry, third, fourth, evolved = (study.ask(plan.distributions()) for _ in range(4))
+    assert retry.params == expected[1]
+    assert [third.params, fourth.params] == expected[2:]
+    assert evolved.params not in expected
+    # Every probe was asked exactly once besides the retry.
+    asked = [t.params for t in study.trials]
+    assert [asked.count(p) for p in expected] == [1, 2, 1, 1]
