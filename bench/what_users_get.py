@@ -20,6 +20,8 @@ epochs today's default plans for --trials screening trials; the tuner as many it
   hypevolve-new        augmentation keys, 2 rungs and racing together: a candidate new default
   hypevolve-ul         today's default naming the tuner's ultralytics-only keys too (evolve: the v7.0 keys
                        that act on box labels, plus dfl, bgr, cutmix and close_mosaic): the tuner's space
+  hypevolve-probe      today's default probing the loss gains first (probe_keys box, cls: each doubled, then
+                       halved, one screening trial each, before evolution)
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
@@ -115,6 +117,7 @@ METHODS = (
     "hypevolve-race",
     "hypevolve-new",
     "hypevolve-ul",
+    "hypevolve-probe",
     "hypevolve-noconf",
     "hypevolve-noconf-cm10",
     "tuner",
@@ -263,6 +266,7 @@ def run_service(
         if variant == "ul" else None,
         confirm_rungs=2 if variant in ("rungs", "new") else 1,
         confirm_seeds_max=args.race_cap if variant in ("race", "new") else None,
+        probe_keys=["box", "cls"] if variant == "probe" else [],
     )  # fmt: skip
     study = controller.create_study(request)
     while (study := controller.views.get_study(study.id)).state in ("queued", "running"):
