@@ -34,7 +34,7 @@ def test_fields_parse_as_users_type_them(tmp_path: Path) -> None:
     fields = parse_fields(
         ["epochs=3", "evolve=lr0,momentum", "fixed.mosaic=0.5", "bounds.lr0=0.001,0.05", f"seed_hyp={hyp}",
          "name=my-study", "gpus_per_trial=0.5", "fitness_weights=0,0,0.1,0.9", "seed_hyp_name=scratch-low",
-         "fixed.lr0=1e-3", "diagnostics=false"]
+         "fixed.lr0=1e-3", "diagnostics=false", "probe_keys=cls"]
     )  # fmt: skip
     assert fields == {
         "epochs": 3,
@@ -42,6 +42,7 @@ def test_fields_parse_as_users_type_them(tmp_path: Path) -> None:
         # 1e-3 is a number (YAML alone would keep it a string, which the service refuses).
         "fixed": {"mosaic": 0.5, "lr0": 0.001},
         "diagnostics": False,
+        "probe_keys": ["cls"],  # a list field with one key is still a list
         "bounds": {"lr0": [0.001, 0.05]},
         "seed_hyp": "lr0: 0.02\n",
         "name": "my-study",
