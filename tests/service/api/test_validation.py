@@ -143,6 +143,10 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("dataset", "shapes/data"),
     ("probe_keys", "box"),
     ("probe_keys", ["box", "box"]),
+    ("probe_keys", ["box\n"]),
+    ("probe_keys", True),
+    ("probe_keys", 1),
+    ("probe_keys", ["box"] * 1000),
 ]
 
 
@@ -434,6 +438,7 @@ LONE_SURROGATE = [
     ('"dataset": "shapes/data.yaml", "evolve": ["\\ud800"]', "evolve"),
     ('"dataset": "shapes/data.yaml", "fixed": {"\\ud800": 1}', "fixed"),
     ('"dataset": "shapes/data.yaml", "key_set": "\\ud800"', "key_set"),
+    ('"dataset": "shapes/data.yaml", "probe_keys": ["\\ud800"]', "probe_keys"),
     # A key that is not even text: the body holds it (the value says which).
     ('"dataset": "shapes/data.yaml", "\\ud800": 1', "body"),
 ]
