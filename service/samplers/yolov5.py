@@ -149,13 +149,14 @@ class YOLOv5EvolutionSampler(BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # One generation per trial: all keys are mutated together here, then handed out per key.
-        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        trials = study.get_trials(deepcopy=False)
+        completed = [t for t in trials if t.state == TrialState.COMPLETE]
         # Confirmation and diagnostics trainings repeat earlier params at other seeds and lengths: not
         # part of the history evolution selects parents from.
         usable = [t for t in completed if set(self._ranges) <= set(t.params) and TrialTags.of(t).is_screening]
         fixed = trial.system_attrs.get("fixed_params", {})  # enqueued: the seed trial, a retry, a confirmation
         with self._lock:
-            probe = self._next_probe(study, trial) if self._probes and not set(self._ranges) <= set(fixed) else None
+            probe = self._next_probe(trials, trial) if self._probes and not set(self._ranges) <= set(fixed) else None
             if probe is not None:
                 self._pending[trial.number] = probe
                 return
@@ -167,9 +168,9 @@ class YOLOv5EvolutionSampler(BaseSampler):
             # Keyed by number: unique within the study, and this sampler serves one study.
             self._pending[trial.number] = mutate(parent, self._ranges, self._rng)
 
-    def _next_probe(self, study: Study, trial: FrozenTrial) -> dict[str, float] | None:
-        """The first probe no other trial has had: asked, running, ended, or enqueued (a retry)."""
-        others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+    def _next_probe(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> dict[str, float] | None:
+        """The first probe no other of ``trials`` has had: asked, running, ended, or enqueued (a retry)."""
+        others = [t for t in trials if t.number != trial.number]
         proposed = [dict(t.params) or dict(t.system_attrs.get("fixed_params", {})) for t in others]
         proposed += [p for number, p in self._pending.items() if number != trial.number]
         for probe in self._probes:
