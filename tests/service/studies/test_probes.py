@@ -6,26 +6,18 @@ with the next, is tested on the sampler itself (tests/service/samplers/test_yolo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from service.samplers.yolov5 import probe_moves
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
-from tests.fake_trainer import stand_in_controller
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def controller(tmp_path: Path, data_root: Path, shapes_root: Path) -> Iterator[StudyController]:
-    with stand_in_controller(tmp_path, data_root, shapes_root, "fake_trial") as controller:
-        yield controller
-
-
-def test_the_trials_after_the_seed_trial_are_the_probes_in_order(controller: StudyController) -> None:
+def test_the_trials_after_the_seed_trial_are_the_probes_in_order(fake_trial_controller: StudyController) -> None:
+    controller = fake_trial_controller
     request = StudyRequest(
         dataset="shapes/data.yaml", n_trials=6, parallel=3, diagnostics=False, epochs=2, confirm_top_k=0,
         probe_keys=["cls", "box"],

@@ -6,25 +6,17 @@ plan, look after look, and ends."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
-from tests.fake_trainer import stand_in_controller
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def controller(tmp_path: Path, data_root: Path, shapes_root: Path) -> Iterator[StudyController]:
-    with stand_in_controller(tmp_path, data_root, shapes_root, "fake_trial") as controller:
-        yield controller
-
-
-def test_the_runner_adds_a_seed_then_ends_when_every_candidate_drops(controller: StudyController) -> None:
+def test_the_runner_adds_a_seed_then_ends_when_every_candidate_drops(fake_trial_controller: StudyController) -> None:
+    controller = fake_trial_controller
     request = StudyRequest(
         dataset="shapes/data.yaml", n_trials=4, parallel=4, diagnostics=False, epochs=2,
         confirm_top_k=3, confirm_seeds=2, confirm_seeds_max=5,
