@@ -692,6 +692,10 @@ class TrialOut(BaseModel):
     )
     seed: int | None = Field(None, description="The training seed.")
     rung: int | None = Field(None, description="On a confirmation training: its rung, 0 the shortest.")
+    probe: str | None = Field(
+        None,
+        description="On a probe (the study's probe_keys): the move it made from the seed hyps, e.g. 'cls 0.5 -> 1'.",
+    )
     train_epochs: int | None = Field(
         None,
         description="The epochs this training was planned to run (its rung's length; the study's epochs for "

@@ -34,6 +34,8 @@ _TRAIN_SEED = "train_seed"
 _EPOCHS = "epochs"  # the length a confirmation training was planned with (absent: the stage's default)
 _RUNG = "rung"  # a confirmation training's rung, 0 the shortest (absent: 0, a study of one rung)
 _SEED_HYP = "seed_hyp"  # on trial 0: the seed hyp file it is
+# Written by the yolov5 sampler on a probe (a study's probe_keys): the move it made from the seed hyps.
+_PROBE = "probe"
 # On a retry: which trial it repeats, and how many lost-worker retries led to it.
 _RETRY_OF = "retry_of"
 _ATTEMPT = "attempt"
@@ -76,6 +78,7 @@ class TrialTags:
     epochs: int | None = None
     rung: int | None = None
     seed_hyp: str | None = None
+    probe: str | None = None
     retry_of: int | None = None
     attempt: int = 0
     error: str | None = None
@@ -117,6 +120,7 @@ class TrialTags:
             epochs=_int(attrs.get(_EPOCHS)),
             rung=_int(attrs.get(_RUNG)),
             seed_hyp=attrs.get(_SEED_HYP),
+            probe=attrs.get(_PROBE),
             retry_of=_int(attrs.get(_RETRY_OF)),
             attempt=int(attrs.get(_ATTEMPT, 0)),
             error=attrs.get(_ERROR),
@@ -152,10 +156,10 @@ class TrialTags:
         return self.is_screening and not self.requeued and not self.imported
 
     def plan(self) -> dict[str, Any]:
-        """The planned tags of this training (stage, entry, seed, length, rung), as stored: what a retry
-        of it is enqueued with, so that it is the same training."""
-        planned = {_STAGE: None if self.is_screening else self.stage, _CONFIRMS: self.confirms}
-        planned |= {_TRAIN_SEED: self.train_seed, _EPOCHS: self.epochs, _RUNG: self.rung}
+        """The planned tags of this training (stage, entry, seed, length, rung, probe), as stored: what a
+        retry of it is enqueued with, so that it is the same training."""
+        planned: dict[str, Any] = {_STAGE: None if self.is_screening else self.stage, _CONFIRMS: self.confirms}
+        planned |= {_TRAIN_SEED: self.train_seed, _EPOCHS: self.epochs, _RUNG: self.rung, _PROBE: self.probe}
         return {key: value for key, value in planned.items() if value is not None}
 
 
@@ -175,6 +179,11 @@ def planned_attrs(
 def seed_trial_attrs(seed_hyp: str) -> dict[str, Any]:
     """The tags of trial 0, the seed hyp file itself."""
     return {_SEED_HYP: seed_hyp}
+
+
+def probe_attrs(label: str) -> dict[str, Any]:
+    """The tag of a probe: the move it made from the seed hyps, e.g. 'cls 0.5 -> 1'."""
+    return {_PROBE: label}
 
 
 def retry_attrs(of: FrozenTrial, attempt: int) -> dict[str, Any]:

@@ -15,12 +15,20 @@ arguments (ultralytics' close_mosaic; YOLOv5 has none) always step additively, b
 
 Probes (a study's ``probe_keys``): before evolution, the sampler proposes the seed hyps with one
 probe key moved far, up then down (``probe_moves``: x2 and x0.5, clipped to the key's range; a key
-at 0 steps up by a quarter of its range instead), one probe per trial in order, each once: a probe
-any other trial already has (asked, running, ended, or enqueued as a retry) is not proposed again,
-so a resumed study goes on with the next. Evolution's mutations step by a few percent of a key, too
-little to tell apart at short lengths (bench/results/length_signal); a loss gain doubled or halved
-changed 15-epoch fitness by 0.03-0.06 on small-objects (bench/results/length_signal_far). The
-probes are screening trials like any other: the best of them can be the parent evolution mutates.
+at 0 steps up by a quarter of its range instead), one probe per trial in order. Evolution's mutations
+step by a few percent of a key, too little to tell apart at short lengths
+(bench/results/length_signal); a loss gain doubled or halved changed 15-epoch fitness by 0.03-0.06
+on small-objects, and quadrupled by more than doubled (bench/results/length_signal_far). So the
+probes go on as a line search: once the seed trial and both of a key's first probes have completed,
+if the better of them beat the seed trial, the key moves again the same way (x4, then x8 of the seed
+value, at most PROBE_STEPS moves in all), for as long as each move beats the one before. When every
+probe key's line has ended, and two or more keys ended away from the seed value, one more probe
+combines each key's best value. Each probe is proposed once: a probe any other trial already has
+(asked, running, ended, or enqueued as a retry) is not proposed again, so a resumed study goes on
+with the next; a probe due after results that are not in yet waits, and evolution runs meanwhile. A
+probe whose trial failed for good ends its key's line there (with no combined probe). The probes are
+screening trials like any other, tagged with the move they made (``TrialTags.probe``): the best of
+them can be the parent evolution mutates, and the screening candidate the study confirms.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,7 +46,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from hyps import KeyRange
-from workers.trial_tags import TrialTags
+from workers.trial_tags import TrialTags, probe_attrs, write_tags
 
 MUTATION_PROB = 0.8
 SIGMA = 0.2
@@ -45,6 +54,7 @@ PARENTS = 5
 NAMED_GAIN = 1.0
 PROBE_FACTORS = (2.0, 0.5)  # each probe key moved up, then down, by these factors of its seed value
 PROBE_FROM_ZERO = 0.25  # a probe key at 0 steps up by this share of its range
+PROBE_STEPS = 3  # the most moves along one probe key's line: x2, x4, x8 (or x0.5, x0.25, x0.125)
 
 
 def select_parent(fitnesses: Sequence[float], rng: np.random.RandomState, parents: int = PARENTS) -> int:
@@ -95,25 +105,114 @@ def mutate(
     return child
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One probe: the params it trains and the move it made from the seed hyps, as its trial's tag."""
+
+    params: dict[str, float]
+    label: str
+
+
+def _step(value: float, factor: float, bounds: KeyRange, first: bool) -> float:
+    """``value`` moved by ``factor`` and clipped; on the first move a key at 0 steps up by
+    PROBE_FROM_ZERO of its range instead (no factor moves 0); whole-number keys stay whole."""
+    if value == 0.0 and first:
+        moved = PROBE_FROM_ZERO * (bounds.high - bounds.low) if factor > 1 else 0.0
+    else:
+        moved = value * factor
+    moved = float(math.floor(moved + 0.5)) if bounds.integer else round(moved, 5)
+    return bounds.clip(moved)
+
+
+def _label(start: Mapping[str, float], moved: Mapping[str, float]) -> str:
+    return ", ".join(f"{key} {start[key]:g} -> {moved[key]:g}" for key in moved if moved[key] != start[key])
+
+
+def first_probes(start: Mapping[str, float], ranges: Mapping[str, KeyRange], keys: Sequence[str]) -> list[Probe]:
+    """``start`` with one of ``keys`` moved by each of PROBE_FACTORS (see ``_step``), in the order of
+    ``keys``. Moves that clip back onto ``start`` or onto an earlier move are left out."""
+    probes: list[Probe] = []
+    for key in keys:
+        for factor in PROBE_FACTORS:
+            value = _step(float(start[key]), factor, ranges[key], first=True)
+            params = {**start, key: value}
+            if value != start[key] and all(p.params != params for p in probes):
+                probes.append(Probe(params, _label(start, params)))
+    return probes
+
+
 def probe_moves(
     start: Mapping[str, float], ranges: Mapping[str, KeyRange], keys: Sequence[str]
 ) -> list[dict[str, float]]:
-    """``start`` with one of ``keys`` moved by each of PROBE_FACTORS, clipped to its range, in the order
-    of ``keys``. A key at 0, which no factor moves, steps up by PROBE_FROM_ZERO of its range instead;
-    whole-number keys round to the nearest whole number. Moves that clip back onto ``start`` or onto
-    an earlier move are left out."""
-    moves: list[dict[str, float]] = []
+    """The params of ``first_probes``: what a study's first probes train, in order."""
+    return [probe.params for probe in first_probes(start, ranges, keys)]
+
+
+class _Scores:
+    """The screening fitness of completed trials, looked up by params."""
+
+    def __init__(self, trials: Sequence[FrozenTrial]) -> None:
+        self._done = [
+            (t.params, float(t.value))  # type: ignore[arg-type]
+            for t in trials
+            if t.state == TrialState.COMPLETE and TrialTags.of(t).is_screening
+        ]
+
+    def of(self, params: Mapping[str, float]) -> float | None:
+        return next((value for done, value in self._done if _same(params, done)), None)
+
+
+def due_probes(
+    start: Mapping[str, float],
+    ranges: Mapping[str, KeyRange],
+    keys: Sequence[str],
+    trials: Sequence[FrozenTrial],
+) -> list[Probe]:
+    """Every probe due given ``trials``, in order: the first probes, each key's next move along its
+    line (see the module docstring), then the combined probe once every line has ended. Probes some
+    trial already has are in it too: the caller leaves those out."""
+    firsts = first_probes(start, ranges, keys)
+    due = list(firsts)
+    scores = _Scores(trials)
+    seed_score = scores.of(start)
+    if seed_score is None:
+        return due
+    best: dict[str, float] = {}
+    ended = True
     for key in keys:
-        bounds, value = ranges[key], float(start[key])
-        for factor in PROBE_FACTORS:
-            up_from_zero = PROBE_FROM_ZERO * (bounds.high - bounds.low) if factor > 1 else 0.0
-            moved = value * factor if value else up_from_zero
-            moved = float(math.floor(moved + 0.5)) if bounds.integer else round(moved, 5)
-            clipped = bounds.clip(moved)
-            move = {**start, key: clipped}
-            if clipped != value and move not in moves:
-                moves.append(move)
-    return moves
+        # (score, value, the factor its line goes on by) of each of this key's first probes.
+        line = [(scores.of(p.params), p.params[key], _factor(p.params[key], start[key])) for p in firsts]
+        line = [entry for entry in line if entry[1] != start[key]]
+        scored = [(score, value, factor) for score, value, factor in line if score is not None]
+        if len(scored) < len(line):
+            ended = False
+            continue
+        if not scored or max(scored)[0] <= seed_score:
+            continue
+        score, value, factor = max(scored)
+        for _ in range(PROBE_STEPS - 1):
+            moved = _step(value, factor, ranges[key], first=False)
+            if moved == value:
+                break
+            params = {**start, key: moved}
+            next_score = scores.of(params)
+            if next_score is None:
+                due.append(Probe(params, _label(start, params)))
+                ended = False
+                break
+            if next_score <= score:
+                break
+            score, value = next_score, moved
+        best[key] = value
+    if ended and len(best) >= 2:
+        combined = {**start, **best}
+        due.append(Probe(combined, _label(start, combined)))
+    return due
+
+
+def _factor(moved: float, start: float) -> float:
+    """The factor a line goes on by: up or down, as its first move went."""
+    return PROBE_FACTORS[0] if moved > start else PROBE_FACTORS[1]
 
 
 class YOLOv5EvolutionSampler(BaseSampler):
@@ -129,7 +228,7 @@ class YOLOv5EvolutionSampler(BaseSampler):
     ) -> None:
         self._ranges = dict(ranges)
         self._start = {k: float(start[k]) for k in self._ranges}
-        self._probes = probe_moves(self._start, self._ranges, probe_keys)
+        self._probe_keys = list(probe_keys)
         self._rng = np.random.RandomState(seed)
         self._fallback = RandomSampler(seed=seed)
         self._pending: dict[int, dict[str, float]] = {}
@@ -156,9 +255,12 @@ class YOLOv5EvolutionSampler(BaseSampler):
         usable = [t for t in completed if set(self._ranges) <= set(t.params) and TrialTags.of(t).is_screening]
         fixed = trial.system_attrs.get("fixed_params", {})  # enqueued: the seed trial, a retry, a confirmation
         with self._lock:
-            probe = self._next_probe(trials, trial) if self._probes and not set(self._ranges) <= set(fixed) else None
+            probing = self._probe_keys and not set(self._ranges) <= set(fixed)
+            probe = self._next_probe(trials, trial) if probing else None
             if probe is not None:
-                self._pending[trial.number] = probe
+                self._pending[trial.number] = dict(probe.params)
+                # Optuna's own samplers (NSGA-II's generation) write their trial attributes this way.
+                write_tags(study._storage, trial._trial_id, probe_attrs(probe.label))
                 return
             if usable:
                 fitnesses = [float(t.value) for t in usable]  # type: ignore[arg-type]
@@ -168,14 +270,15 @@ class YOLOv5EvolutionSampler(BaseSampler):
             # Keyed by number: unique within the study, and this sampler serves one study.
             self._pending[trial.number] = mutate(parent, self._ranges, self._rng)
 
-    def _next_probe(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> dict[str, float] | None:
-        """The first probe no other of ``trials`` has had: asked, running, ended, or enqueued (a retry)."""
+    def _next_probe(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> Probe | None:
+        """The first probe due that no other of ``trials`` has had: asked, running, ended, or enqueued (a
+        retry)."""
         others = [t for t in trials if t.number != trial.number]
         proposed = [dict(t.params) or dict(t.system_attrs.get("fixed_params", {})) for t in others]
         proposed += [p for number, p in self._pending.items() if number != trial.number]
-        for probe in self._probes:
-            if not any(_same(probe, params) for params in proposed):
-                return dict(probe)
+        for probe in due_probes(self._start, self._ranges, self._probe_keys, others):
+            if not any(_same(probe.params, params) for params in proposed):
+                return probe
         return None
 
     def sample_independent(
@@ -197,4 +300,14 @@ def _same(probe: Mapping[str, float], params: Mapping[str, Any]) -> bool:
     return all(key in params and math.isclose(float(params[key]), value) for key, value in probe.items())
 
 
-__all__ = ["PROBE_FACTORS", "YOLOv5EvolutionSampler", "mutate", "probe_moves", "select_parent"]
+__all__ = [
+    "PROBE_FACTORS",
+    "PROBE_STEPS",
+    "Probe",
+    "YOLOv5EvolutionSampler",
+    "due_probes",
+    "first_probes",
+    "mutate",
+    "probe_moves",
+    "select_parent",
+]

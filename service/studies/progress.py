@@ -78,6 +78,7 @@ def trial_out(trial: FrozenTrial, request: StudyRequest) -> TrialOut:
         confirms=tags.confirms,
         seed=request.seed if tags.train_seed is None else tags.train_seed,
         rung=(tags.rung or 0) if tags.stage == CONFIRMATION else None,
+        probe=tags.probe,
         train_epochs=_train_epochs(tags, request),
     )
 

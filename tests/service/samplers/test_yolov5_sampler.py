@@ -11,6 +11,7 @@ import pytest
 from hyps import KeyRange, load_search_space, load_seed_hyp, load_ultralytics_space
 from service.samplers.yolov5 import YOLOv5EvolutionSampler, mutate, probe_moves, select_parent
 from service.studies.plan import StudyPlan, build_plan
+from workers.trial_tags import retry_attrs
 
 DRAWS = 20000
 
@@ -199,14 +200,61 @@ def test_a_resumed_study_goes_on_with_the_next_probe_and_a_retry_is_not_probed_a
     study.tell(seed_trial, 0.5)
     study.tell(first, 0.6)
     study.tell(second, state=optuna.trial.TrialState.FAIL)
-    study.enqueue_trial(second.params)  # the runner's retry of a lost trial
+    study.enqueue_trial(second.params, user_attrs=retry_attrs(study.trials[second.number], 1))  # the runner's retry
 
     # A new process: the sampler rebuilt (with another seed, as the runner offsets it) on the same storage.
     plan, study = _probing_study(["lr0", "box", "cls"], ["box", "cls"], storage, seed=3)
     retry, third, fourth, evolved = (study.ask(plan.distributions()) for _ in range(4))
     assert retry.params == expected[1]
+    # The retry is the same probe, tagged as one.
+    assert study.trials[retry.number].user_attrs["probe"] == study.trials[second.number].user_attrs["probe"]
     assert [third.params, fourth.params] == expected[2:]
     assert evolved.params not in expected
     # Every probe was asked exactly once besides the retry.
     asked = [t.params for t in study.trials]
     assert [asked.count(p) for p in expected] == [1, 2, 1, 1]
+
+
+def _peaked(params: dict[str, float]) -> float:
+    """A stand-in fitness with a known best at cls 2 and box 0.025 (x4 and x0.5 of scratch-low's)."""
+    return -abs(np.log2(params["cls"] / 2.0)) - abs(np.log2(params["box"] / 0.025))
+
+
+def test_probes_go_on_along_each_winning_direction_then_combine_the_best_of_each_key() -> None:
+    plan, study = _probing_study(["lr0", "box", "cls"], ["box", "cls"])
+    start = plan.start_params()
+    assert (start["box"], start["cls"]) == (0.05, 0.5)
+    study.enqueue_trial(start)
+    asked = []
+    for _ in range(10):  # one at a time, as a study with parallel 1 runs
+        trial = study.ask(plan.distributions())
+        study.tell(trial, _peaked(trial.params))
+        moved = {k: v for k, v in trial.params.items() if v != start[k]}
+        asked.append((moved, study.trials[trial.number].user_attrs.get("probe")))  # as stored
+    assert asked[:9] == [
+        ({}, None),  # the seed trial
+        ({"box": 0.1}, "box 0.05 -> 0.1"),
+        ({"box": 0.025}, "box 0.05 -> 0.025"),  # beats the seed: box goes on down
+        ({"cls": 1.0}, "cls 0.5 -> 1"),  # beats the seed: cls goes on up
+        ({"cls": 0.25}, "cls 0.5 -> 0.25"),
+        ({"box": 0.02}, "box 0.05 -> 0.02"),  # x0.25 clipped to box's low end; worse than x0.5: box's line ends
+        ({"cls": 2.0}, "cls 0.5 -> 2"),  # better than x2: on
+        ({"cls": 4.0}, "cls 0.5 -> 4"),  # x8, worse than x4: cls's line ends
+        ({"box": 0.025, "cls": 2.0}, "box 0.05 -> 0.025, cls 0.5 -> 2"),  # each key's best, combined
+    ]
+    # Then evolution: untagged, and none of the probes.
+    evolved, tag = asked[9]
+    assert tag is None
+    assert evolved not in [moved for moved, _ in asked[:9]]
+
+
+def test_no_line_goes_on_where_no_first_probe_beat_the_seed_trial() -> None:
+    plan, study = _probing_study(["lr0", "box", "cls"], ["box", "cls"])
+    study.enqueue_trial(plan.start_params())
+    tags = []
+    for _ in range(8):
+        trial = study.ask(plan.distributions())
+        study.tell(trial, 1.0 if trial.params == plan.start_params() else 0.5)
+        tags.append(study.trials[trial.number].user_attrs.get("probe"))
+    assert tags[1:5] == ["box 0.05 -> 0.1", "box 0.05 -> 0.025", "cls 0.5 -> 1", "cls 0.5 -> 0.25"]
+    assert tags[5:] == [None] * 3

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from service.samplers.yolov5 import probe_moves
+from service.samplers.yolov5 import first_probes
 from service.schemas import StudyRequest
 from service.studies.controller import StudyController
 
@@ -32,8 +32,12 @@ def test_the_trials_after_the_seed_trial_are_the_probes_in_order(fake_trial_cont
     trials = sorted(controller.views.trials(study_id), key=lambda t: t.number)
     assert [t.stage for t in trials] == ["screening"] * 6
     assert trials[0].params == plan.start_params()
-    probes = probe_moves(plan.start_params(), plan.ranges, ["cls", "box"])
-    assert [t.params for t in trials[1:5]] == probes
-    # The sixth is evolution's: a mutation, neither the seed nor a probe.
+    probes = first_probes(plan.start_params(), plan.ranges, ["cls", "box"])
+    assert [(t.params, t.probe) for t in trials[1:5]] == [(p.params, p.label) for p in probes]
+    assert [t.probe for t in trials[1:5]] == ["cls 0.5 -> 1", "cls 0.5 -> 0.25", "box 0.05 -> 0.1", "box 0.05 -> 0.025"]
+    # The sixth is evolution's: a mutation, neither the seed nor a probe (every training scores 0 here,
+    # so no probe beat the seed trial and no key's line goes on).
     assert trials[5].params != plan.start_params()
-    assert trials[5].params not in probes
+    assert trials[5].params not in [p.params for p in probes]
+    assert trials[0].probe is None
+    assert trials[5].probe is None
