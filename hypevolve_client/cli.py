@@ -105,7 +105,8 @@ def trial_line(trial: Trial) -> str:
         "diagnostics": f"plots of trial {trial.confirms}",
     }[trial.stage]
     result = _fitness(trial.fitness) if trial.state == "complete" else trial.state
-    tail = f"  {trial.error}" if trial.error else ""
+    tail = f"  probe {trial.probe}" if trial.probe else ""
+    tail += f"  {trial.error}" if trial.error else ""
     return f"trial {trial.number:>3}  {what:<17} seed {trial.seed}  {len(trial.epochs):>3} epochs  {result}{tail}"
 
 

@@ -175,6 +175,7 @@ class Trial:
     error: str | None
     rung: int | None = None  # on a confirmation training
     train_epochs: int | None = None  # the length it was planned to train
+    probe: str | None = None  # on a probe (probe_keys): the move it made from the seed hyps
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trial:
@@ -191,6 +192,7 @@ class Trial:
             error=data.get("error"),
             rung=data.get("rung"),
             train_epochs=data.get("train_epochs"),
+            probe=data.get("probe"),
         )
 
 

@@ -201,6 +201,13 @@ def test_each_trial_line_names_its_stage() -> None:
     assert "plots of trial 3" in diagnostics
 
 
+def test_a_probe_trial_line_says_the_move_it_made() -> None:
+    data = {"number": 2, "state": "complete", "stage": "screening", "seed": 1, "confirms": None, "params": {},
+            "fitness": 0.5, "epochs": [0.5], "duration_s": 1.0, "error": None, "probe": "cls 0.5 -> 1"}  # fmt: skip
+    assert trial_line(Trial.from_json(data)).endswith("probe cls 0.5 -> 1")
+    assert "probe" not in trial_line(Trial.from_json({**data, "probe": None}))
+
+
 def test_the_verdict_lines_say_the_intervals_confidence() -> None:
     entry = {"trial": 0, "params": {}, "screening_fitness": None, "fitness_by_seed": {"1": 0.2}, "mean": 0.2}
     candidate = {**entry, "trial": 4, "vs_baseline": {"mean": 0.01, "low": -0.02, "high": 0.04}}
