@@ -21,7 +21,8 @@ epochs today's default plans for --trials screening trials; the tuner as many it
   hypevolve-ul         today's default naming the tuner's ultralytics-only keys too (evolve: the v7.0 keys
                        that act on box labels, plus dfl, bgr, cutmix and close_mosaic): the tuner's space
   hypevolve-probe      today's default probing the loss gains first (probe_keys box, cls: each doubled, then
-                       halved, one screening trial each, before evolution)
+                       halved, then on along the winning way and combined, one screening trial each,
+                       before evolution)
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
