@@ -14,6 +14,7 @@ from workers.trial_tags import (
     failure_attrs,
     import_attrs,
     planned_attrs,
+    probe_attrs,
     result_attrs,
     retry_attrs,
     seed_trial_attrs,
@@ -29,6 +30,7 @@ def test_what_each_writer_writes_reads_back_typed() -> None:
     attrs = {
         **planned_attrs(CONFIRMATION, 3, 17, 36, 2),
         **seed_trial_attrs("scratch-low"),
+        **probe_attrs("box 0.05 -> 0.025, cls 0.5 -> 2"),
         **failure_attrs("x" * 5000, interrupted=True, requeued=True),
         **import_attrs("evolve-csv", "upload-1", 4, {"metrics/mAP50(B)": 0.5}),
         **worker_attrs({"host": "h", "node_id": "n", "pid": 7}),
@@ -38,6 +40,7 @@ def test_what_each_writer_writes_reads_back_typed() -> None:
     tags = TrialTags.of(_trial(**attrs))
     assert (tags.stage, tags.confirms, tags.train_seed, tags.epochs, tags.rung) == ("confirmation", 3, 17, 36, 2)
     assert tags.seed_hyp == "scratch-low"
+    assert tags.probe == "box 0.05 -> 0.025, cls 0.5 -> 2"
     # The error is kept to a few kB.
     assert tags.error == "x" * 4000
     assert (tags.interrupted, tags.requeued) == (True, True)
@@ -74,6 +77,10 @@ def test_a_retry_is_the_same_planned_training() -> None:
     plain = _trial()
     plain.number = 2
     assert retry_attrs(plain, 0) == {"retry_of": 2, "attempt": 0}
+    # A probe's retry is the same probe.
+    probe = _trial(**probe_attrs("cls 0.5 -> 1"))
+    probe.number = 3
+    assert retry_attrs(probe, 1) == {"retry_of": 3, "attempt": 1, "probe": "cls 0.5 -> 1"}
 
 
 def test_older_trials_kept_their_batch_in_the_train_args() -> None:
@@ -89,6 +96,7 @@ def test_every_field_has_a_writer() -> None:
     written = {
         **planned_attrs(CONFIRMATION, 1, 1, 1, 0),
         **seed_trial_attrs("s"),
+        **probe_attrs("cls 0.5 -> 1"),
         **retry_attrs(_trial(), 1),
         **failure_attrs("e", interrupted=False, requeued=False),
         **import_attrs("f", "b", 1, {}),
