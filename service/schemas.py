@@ -207,7 +207,8 @@ class StudyRequest(BaseModel):
         default_factory=list,
         max_length=len(HYP_KEYS) + len(load_ultralytics_space()),
         description="Searched keys the yolov5 sampler first probes far from the seed hyps: after the seed trial, one "
-        "screening trial per move, each key doubled then halved (clipped to its range), before evolution mutates.",
+        "screening trial per move, each key doubled then halved (clipped to its range), then moved on the way that "
+        "beat the seed trial (x4, x8) while each move wins, then each key's best combined, before evolution mutates.",
     )
     fixed: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="Keys (YOLOv5 or ultralytics-only) held at these values, not searched."
