@@ -12,17 +12,17 @@ epochs today's default plans for --trials screening trials; the tuner as many it
   scratch-low-cm10     the same with close_mosaic 10 (ultralytics' default) in the final trainings: what
                        that one length-counting key does alone (no search)
   hypevolve            the service with its confirmation stage (--confirm-top-k, --confirm-seeds,
-                       --confirm-epochs), exporting the confirmed winner: today's default (one rung,
-                       key_set yolov5-v7.0)
+                       --confirm-epochs), exporting the confirmed winner: the default before probes (one
+                       rung, key_set yolov5-v7.0, probe_keys [])
   hypevolve-aug        the same with YOLOv5's current key set (key_set augmentation) and no rungs
   hypevolve-rungs      the same with 2 rungs (confirm_rungs 2)
   hypevolve-race       the same racing from --confirm-seeds up to --race-cap seeds
   hypevolve-new        augmentation keys, 2 rungs and racing together: a candidate new default
   hypevolve-ul         today's default naming the tuner's ultralytics-only keys too (evolve: the v7.0 keys
                        that act on box labels, plus dfl, bgr, cutmix and close_mosaic): the tuner's space
-  hypevolve-probe      today's default probing the loss gains first (probe_keys box, cls: each doubled, then
+  hypevolve-probe      the same probing the loss gains first (probe_keys box, cls: each doubled, then
                        halved, then on along the winning way and combined, one screening trial each,
-                       before evolution)
+                       before evolution): today's default
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same

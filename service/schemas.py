@@ -203,12 +203,14 @@ class StudyRequest(BaseModel):
         "loss keys stay at the seed hyps' values). Either leaves out copy_paste when the training split has no "
         "segment labels. Not with evolve.",
     )
-    probe_keys: list[str] = Field(
-        default_factory=list,
+    probe_keys: list[str] | None = Field(
+        None,
         max_length=len(HYP_KEYS) + len(load_ultralytics_space()),
         description="Searched keys the yolov5 sampler first probes far from the seed hyps: after the seed trial, one "
         "screening trial per move, each key doubled then halved (clipped to its range), then moved on the way that "
-        "beat the seed trial (x4, x8) while each move wins, then each key's best combined, before evolution mutates.",
+        "beat the seed trial (x4, x8) while each move wins, then each key's best combined, before evolution mutates. "
+        "null (the default): box and cls, those of them the study searches, with the yolov5 sampler (none with "
+        "another); [] for none. The study's request shows the keys it probes.",
     )
     fixed: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="Keys (YOLOv5 or ultralytics-only) held at these values, not searched."
@@ -384,7 +386,9 @@ class StudyRequest(BaseModel):
 
     @field_validator("probe_keys")
     @classmethod
-    def _probes_of_yolov5(cls, value: list[str], info: ValidationInfo) -> list[str]:
+    def _probes_of_yolov5(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is None:
+            return value
         if value and info.data.get("sampler", "yolov5") != "yolov5":
             raise ValueError("are proposed by the yolov5 sampler only; leave them out or use sampler yolov5")
         if len(set(value)) != len(value):

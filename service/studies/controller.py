@@ -21,6 +21,7 @@ from service.data.report import STUDY_ATTR as DATASET_REPORT
 from service.data.report import dataset_report
 from service.data.weights import model_source
 from service.errors import Conflict, InvalidRequest
+from service.samplers.yolov5 import default_probe_keys
 from service.schemas import ImportOut, StudyOut, StudyRequest, StudyState
 from service.settings import Settings
 from service.studies.plan import build_plan
@@ -79,7 +80,9 @@ class StudyController:
             request.seed_hyp, request.evolve, request.fixed, request.bounds, request.fitness_weights,
             keys_from=request.key_set, segments=segments,
         )  # fmt: skip
-        for key in request.probe_keys:
+        if request.probe_keys is None:  # stored resolved: the study's request says what it probes
+            request = request.model_copy(update={"probe_keys": default_probe_keys(request.sampler, plan.evolve)})
+        for key in request.probe_keys or ():
             if key not in plan.evolve:
                 raise InvalidRequest(
                     "probe_keys",

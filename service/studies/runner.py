@@ -166,7 +166,7 @@ class StudyRunner(threading.Thread):
         # Offset by the trials already run, so a resumed study does not replay its first proposals.
         sampler_seed = request.seed + len(self._retry(lambda: study.get_trials(deepcopy=False), "load"))
         study.sampler = build_sampler(
-            request.sampler, sampler_seed, plan.ranges, plan.start_params(), request.probe_keys
+            request.sampler, sampler_seed, plan.ranges, plan.start_params(), request.probe_keys or ()
         )
         space = plan.distributions()
         gpus = self._gpus_per_trial(request, resources)

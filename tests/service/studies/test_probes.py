@@ -41,3 +41,46 @@ def test_the_trials_after_the_seed_trial_are_the_probes_in_order(fake_trial_cont
     assert trials[5].params not in [p.params for p in probes]
     assert trials[0].probe is None
     assert trials[5].probe is None
+
+
+def _finished(controller: StudyController, study_id: int) -> None:
+    deadline = time.monotonic() + 180
+    while controller.views.get_study(study_id).state in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+
+def test_by_default_a_study_probes_the_loss_gains(fake_trial_controller: StudyController) -> None:
+    controller = fake_trial_controller
+    request = StudyRequest(dataset="shapes/data.yaml", n_trials=5, parallel=2, diagnostics=False, epochs=2,
+                           confirm_top_k=0)  # fmt: skip
+    assert request.probe_keys is None
+    study = controller.create_study(request)
+    # The study's request says what it probes.
+    assert study.request.probe_keys == ["box", "cls"]
+    _finished(controller, study.id)
+    plan = controller.store.get(study.id).plan
+    trials = sorted(controller.views.trials(study.id), key=lambda t: t.number)
+    probes = first_probes(plan.start_params(), plan.ranges, ["box", "cls"])
+    assert [(t.params, t.probe) for t in trials[1:5]] == [(p.params, p.label) for p in probes]
+
+
+@pytest.mark.parametrize(
+    ("fields", "probed"),
+    [
+        ({"key_set": "augmentation"}, []),  # the loss gains are not searched: nothing to probe, no 422
+        ({"evolve": ["lr0", "cls"]}, ["cls"]),
+        ({"sampler": "tpe"}, []),  # only the yolov5 sampler probes
+        ({"probe_keys": []}, []),  # a study that asks for none gets none
+    ],
+)
+def test_the_default_probes_only_what_the_study_searches_with_the_yolov5_sampler(
+    fake_trial_controller: StudyController, fields: dict[str, object], probed: list[str]
+) -> None:
+    request = StudyRequest.model_validate(
+        {"dataset": "shapes/data.yaml", "n_trials": 1, "diagnostics": False, "epochs": 2, "confirm_top_k": 0, **fields}
+    )
+    study = fake_trial_controller.create_study(request)
+    assert study.request.probe_keys == probed
+    assert fake_trial_controller.store.get(study.id).request.probe_keys == probed
+    _finished(fake_trial_controller, study.id)
