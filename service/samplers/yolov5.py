@@ -28,7 +28,8 @@ combines each key's best value. Each probe is proposed once: a probe any other t
 with the next; a probe due after results that are not in yet waits, and evolution runs meanwhile. A
 probe whose trial failed for good ends its key's line there (with no combined probe). The probes are
 screening trials like any other, tagged with the move they made (``TrialTags.probe``): the best of
-them can be the parent evolution mutates, and the screening candidate the study confirms.
+them can be the parent evolution mutates, and the screening candidate the study confirms. A study
+that names no probe keys probes DEFAULT_PROBE_KEYS, those it searches (``default_probe_keys``).
 """
 
 from __future__ import annotations
