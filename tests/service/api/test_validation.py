@@ -223,6 +223,8 @@ def test_a_stored_request_reads_back_as_it_was_taken() -> None:
         {"confirm_rungs": 2, "confirm_seeds_max": 6},
         {"budget_epochs": 1000},
         {"probe_keys": ["box", "cls"]},
+        {"probe_keys": []},
+        {"probe_keys": None},  # a study stored before probes were the default: it probes nothing on resume
     ):
         request = StudyRequest(dataset="shapes/data.yaml", **fields)
         assert StudyRequest.model_validate(request.model_dump(mode="json")) == request
