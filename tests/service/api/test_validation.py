@@ -224,7 +224,7 @@ def test_a_stored_request_reads_back_as_it_was_taken() -> None:
         {"budget_epochs": 1000},
         {"probe_keys": ["box", "cls"]},
         {"probe_keys": []},
-        {"probe_keys": None},  # a study stored before probes were the default: it probes nothing on resume
+        {"probe_keys": None},  # what a request stored before the field existed reads it as
     ):
         request = StudyRequest(dataset="shapes/data.yaml", **fields)
         assert StudyRequest.model_validate(request.model_dump(mode="json")) == request
