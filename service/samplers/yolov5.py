@@ -14,7 +14,7 @@ arguments (ultralytics' close_mosaic; YOLOv5 has none) always step additively, b
 (gain 0: fliplr, perspective) moves with gain 1 when a study names it: naming a key searches it.
 
 Probes (a study's ``probe_keys``): before evolution, the sampler proposes the seed hyps with one
-probe key moved far, up then down (``probe_moves``: x2 and x0.5, clipped to the key's range; a key
+probe key moved far, up then down (``first_probes``: x2 and x0.5, clipped to the key's range; a key
 at 0 steps up by a quarter of its range instead), one probe per trial in order. Evolution's mutations
 step by a few percent of a key, too little to tell apart at short lengths
 (bench/results/length_signal); a loss gain doubled or halved changed 15-epoch fitness by 0.03-0.06
@@ -152,22 +152,11 @@ def first_probes(start: Mapping[str, float], ranges: Mapping[str, KeyRange], key
     return probes
 
 
-def probe_moves(
-    start: Mapping[str, float], ranges: Mapping[str, KeyRange], keys: Sequence[str]
-) -> list[dict[str, float]]:
-    """The params of ``first_probes``: what a study's first probes train, in order."""
-    return [probe.params for probe in first_probes(start, ranges, keys)]
-
-
 class _Scores:
-    """The screening fitness of completed trials, looked up by params."""
+    """The fitness of completed screening trials, looked up by params."""
 
-    def __init__(self, trials: Sequence[FrozenTrial]) -> None:
-        self._done = [
-            (t.params, float(t.value))  # type: ignore[arg-type]
-            for t in trials
-            if t.state == TrialState.COMPLETE and TrialTags.of(t).is_screening
-        ]
+    def __init__(self, screened: Sequence[FrozenTrial]) -> None:
+        self._done = [(t.params, float(t.value)) for t in screened]  # type: ignore[arg-type]
 
     def of(self, params: Mapping[str, float]) -> float | None:
         return next((value for done, value in self._done if _same(params, done)), None)
@@ -177,14 +166,14 @@ def due_probes(
     start: Mapping[str, float],
     ranges: Mapping[str, KeyRange],
     keys: Sequence[str],
-    trials: Sequence[FrozenTrial],
+    screened: Sequence[FrozenTrial],
 ) -> list[Probe]:
-    """Every probe due given ``trials``, in order: the first probes, each key's next move along its
-    line (see the module docstring), then the combined probe once every line has ended. Probes some
-    trial already has are in it too: the caller leaves those out."""
+    """Every probe due given ``screened``, the study's completed screening trials, in order: the first
+    probes, each key's next move along its line (see the module docstring), then the combined probe once
+    every line has ended. Probes some trial already has are in it too: the caller leaves those out."""
     firsts = first_probes(start, ranges, keys)
     due = list(firsts)
-    scores = _Scores(trials)
+    scores = _Scores(screened)
     seed_score = scores.of(start)
     if seed_score is None:
         return due
@@ -192,8 +181,8 @@ def due_probes(
     ended = True
     for key in keys:
         # (score, value, the factor its line goes on by) of each of this key's first probes.
-        line = [(scores.of(p.params), p.params[key], _factor(p.params[key], start[key])) for p in firsts]
-        line = [entry for entry in line if entry[1] != start[key]]
+        moves = [p.params[key] for p in firsts if p.params[key] != start[key]]
+        line = [(scores.of({**start, key: value}), value, _factor(value, start[key])) for value in moves]
         scored = [(score, value, factor) for score, value, factor in line if score is not None]
         if len(scored) < len(line):
             ended = False
@@ -260,14 +249,14 @@ class YOLOv5EvolutionSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # One generation per trial: all keys are mutated together here, then handed out per key.
         trials = study.get_trials(deepcopy=False)
-        completed = [t for t in trials if t.state == TrialState.COMPLETE]
         # Confirmation and diagnostics trainings repeat earlier params at other seeds and lengths: not
-        # part of the history evolution selects parents from.
-        usable = [t for t in completed if set(self._ranges) <= set(t.params) and TrialTags.of(t).is_screening]
+        # part of the history evolution selects parents from, or that probes are judged by.
+        screened = [t for t in trials if t.state == TrialState.COMPLETE and TrialTags.of(t).is_screening]
+        usable = [t for t in screened if set(self._ranges) <= set(t.params)]
         fixed = trial.system_attrs.get("fixed_params", {})  # enqueued: the seed trial, a retry, a confirmation
         with self._lock:
             probing = self._probe_keys and not set(self._ranges) <= set(fixed)
-            probe = self._next_probe(trials, trial) if probing else None
+            probe = self._next_probe(trials, screened, trial) if probing else None
             if probe is not None:
                 self._pending[trial.number] = dict(probe.params)
                 # Optuna's own samplers (NSGA-II's generation) write their trial attributes this way.
@@ -281,13 +270,15 @@ class YOLOv5EvolutionSampler(BaseSampler):
             # Keyed by number: unique within the study, and this sampler serves one study.
             self._pending[trial.number] = mutate(parent, self._ranges, self._rng)
 
-    def _next_probe(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> Probe | None:
-        """The first probe due that no other of ``trials`` has had: asked, running, ended, or enqueued (a
-        retry)."""
+    def _next_probe(
+        self, trials: Sequence[FrozenTrial], screened: Sequence[FrozenTrial], trial: FrozenTrial
+    ) -> Probe | None:
+        """The first probe due (judged by ``screened``) that no other of ``trials`` has had: asked,
+        running, ended, or enqueued (a retry)."""
         others = [t for t in trials if t.number != trial.number]
         proposed = [dict(t.params) or dict(t.system_attrs.get("fixed_params", {})) for t in others]
         proposed += [p for number, p in self._pending.items() if number != trial.number]
-        for probe in due_probes(self._start, self._ranges, self._probe_keys, others):
+        for probe in due_probes(self._start, self._ranges, self._probe_keys, screened):
             if not any(_same(probe.params, params) for params in proposed):
                 return probe
         return None
@@ -321,6 +312,5 @@ __all__ = [
     "due_probes",
     "first_probes",
     "mutate",
-    "probe_moves",
     "select_parent",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +10,16 @@ import optuna
 import pytest
 
 from hyps import KeyRange, load_search_space, load_seed_hyp, load_ultralytics_space
-from service.samplers.yolov5 import YOLOv5EvolutionSampler, mutate, probe_moves, select_parent
+from service.samplers.yolov5 import YOLOv5EvolutionSampler, first_probes, mutate, select_parent
 from service.studies.plan import StudyPlan, build_plan
 from workers.trial_tags import retry_attrs
 
 DRAWS = 20000
+
+
+def probe_moves(start: dict[str, float], ranges: Mapping[str, KeyRange], keys: list[str]) -> list[dict[str, float]]:
+    """The params of a study's first probes, in order."""
+    return [probe.params for probe in first_probes(start, ranges, keys)]
 
 
 def test_parents_are_the_top_five_drawn_by_fitness_above_the_fifth() -> None:

@@ -10,10 +10,19 @@ import time
 import pytest
 
 from service.samplers.yolov5 import first_probes
-from service.schemas import StudyRequest
+from service.schemas import StudyOut, StudyRequest
 from service.studies.controller import StudyController
 
 pytestmark = pytest.mark.slow
+
+
+def _finished(controller: StudyController, study_id: int) -> StudyOut:
+    """The study once it has stopped running (at most 3 minutes)."""
+    deadline = time.monotonic() + 180
+    while (study := controller.views.get_study(study_id)).state in ("queued", "running"):
+        assert time.monotonic() < deadline, study
+        time.sleep(0.5)
+    return study
 
 
 def test_the_trials_after_the_seed_trial_are_the_probes_in_order(fake_trial_controller: StudyController) -> None:
@@ -23,10 +32,7 @@ def test_the_trials_after_the_seed_trial_are_the_probes_in_order(fake_trial_cont
         probe_keys=["cls", "box"],
     )  # fmt: skip
     study_id = controller.create_study(request).id
-    deadline = time.monotonic() + 180
-    while (study := controller.views.get_study(study_id)).state in ("queued", "running"):
-        assert time.monotonic() < deadline, study
-        time.sleep(0.5)
+    study = _finished(controller, study_id)
     assert study.state == "completed", study
     plan = controller.store.get(study_id).plan
     trials = sorted(controller.views.trials(study_id), key=lambda t: t.number)
@@ -41,13 +47,6 @@ def test_the_trials_after_the_seed_trial_are_the_probes_in_order(fake_trial_cont
     assert trials[5].params not in [p.params for p in probes]
     assert trials[0].probe is None
     assert trials[5].probe is None
-
-
-def _finished(controller: StudyController, study_id: int) -> None:
-    deadline = time.monotonic() + 180
-    while controller.views.get_study(study_id).state in ("queued", "running"):
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
 
 
 def test_by_default_a_study_probes_the_loss_gains(fake_trial_controller: StudyController) -> None:
