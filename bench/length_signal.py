@@ -27,6 +27,8 @@ counted in epochs can be given as a fraction of each training's length instead:
     .venv/bin/python bench/length_signal.py --sets shapes --candidates 4 --seeds 100 101 --lengths 2 4
     .venv/bin/python bench/length_signal.py --moves bench/moves_far.yaml --lengths 3 15 --seeds 100 101 102 103 \
         --out bench/results/length_signal_far                                 # far moves of a few keys
+    .venv/bin/python bench/length_signal.py --moves bench/moves_yolov5_aug.yaml --sets shapes --lengths 3 9 15 \
+        --seeds 100 101 102 103 --out bench/results/length_signal_aug           # hyp.yaml augmentation keys
     .venv/bin/python bench/length_signal.py --summarize                       # redo the report from the CSV
 """
 
