@@ -23,6 +23,8 @@ epochs today's default plans for --trials screening trials; the tuner as many it
   hypevolve-probe      the same probing the loss gains first (probe_keys box, cls: each doubled, then
                        halved, then on along the winning way and combined, one screening trial each,
                        before evolution): today's default
+  hypevolve-probe-mosaic  today's default probing mosaic too (probe_keys box, cls, mosaic: mosaic halved,
+                       then on down while it wins; bench/results/length_signal_aug, _mosaic)
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
@@ -119,6 +121,7 @@ METHODS = (
     "hypevolve-new",
     "hypevolve-ul",
     "hypevolve-probe",
+    "hypevolve-probe-mosaic",
     "hypevolve-noconf",
     "hypevolve-noconf-cm10",
     "tuner",
@@ -267,7 +270,7 @@ def run_service(
         if variant == "ul" else None,
         confirm_rungs=2 if variant in ("rungs", "new") else 1,
         confirm_seeds_max=args.race_cap if variant in ("race", "new") else None,
-        probe_keys=["box", "cls"] if variant == "probe" else [],
+        probe_keys={"probe": ["box", "cls"], "probe-mosaic": ["box", "cls", "mosaic"]}.get(variant, []),
     )  # fmt: skip
     study = controller.create_study(request)
     while (study := controller.views.get_study(study.id)).state in ("queued", "running"):
