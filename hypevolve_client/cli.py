@@ -25,7 +25,7 @@ from rich.text import Text
 
 from hypevolve_client import Client, ClientError, ServiceUnreachable, Study, Trial
 
-LIST_FIELDS = ("evolve", "fitness_weights", "probe_keys")
+LIST_FIELDS = ("evolve", "fitness_weights", "probe_keys", "confirm_probe_keys")
 EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_UNSUCCESSFUL = 2, 3, 1
 
 

@@ -277,6 +277,16 @@ class StudyRequest(BaseModel):
         "verdict. Every rung trains its entries and the seed hyps on confirm_seeds fresh seeds. 1: one rung "
         "at confirm_epochs. The lowest rung must be at least epochs long (confirm_epochs >= epochs x 3^(rungs-1)).",
     )
+    confirm_probe_keys: list[str] | None = Field(
+        None,
+        max_length=20,
+        description="Probe keys whose best probe takes a place among confirmation's candidates whatever its screening "
+        "rank: for each, the screening trial that moved that key alone from the seed hyps with the highest screening "
+        "fitness, in place of the lowest-ranked candidate (the top screening trial keeps its place, so at most "
+        "confirm_top_k - 1 keys). For keys whose effect short trainings cannot rank (mosaic), so that confirmation's "
+        "longer paired trainings judge them. null (the default): mosaic where the study probes it and confirm_top_k "
+        "is 2 or more; [] for none.",
+    )
     diagnostics: JsonBool = Field(
         True,
         description="Keep ultralytics' plots (results, PR curve, confusion matrix, training batches, labels) of "
@@ -393,6 +403,21 @@ class StudyRequest(BaseModel):
             raise ValueError("are proposed by the yolov5 sampler only; leave them out or use sampler yolov5")
         if len(set(value)) != len(value):
             raise ValueError("lists a key twice")
+        return value
+
+    @field_validator("confirm_probe_keys")
+    @classmethod
+    def _places_to_take(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        top_k = info.data.get("confirm_top_k")
+        if not value or top_k is None:
+            return value
+        if len(set(value)) != len(value):
+            raise ValueError("lists a key twice")
+        if len(value) > top_k - 1:
+            raise ValueError(
+                f"takes {len(value)} of confirmation's places but confirm_top_k is {top_k}: the top screening trial "
+                f"keeps the first, so at most confirm_top_k - 1 ({max(top_k - 1, 0)}) keys"
+            )
         return value
 
     @field_validator("confirm_rungs")

@@ -65,7 +65,18 @@ PLAN_ATTR = "hypevolve_confirmation"  # the top rung's (the only one's, with one
 NO_GAIN_DROP_SEEDS = 3
 RUNGS_ATTR = "hypevolve_rungs"  # the rungs' below the top, lowest first, each once it is planned
 
+# What takes a place among confirmation's candidates unless a study says (confirm_probe_keys null),
+# where the study probes it: mosaic, whose effect 3-epoch screening cannot rank (halved: +0.003
+# +- 0.13 at 3 epochs, +0.031 [+0.024, +0.037] at 15 on shapes; bench/results/length_signal_aug).
+DEFAULT_CONFIRM_PROBE_KEYS = ("mosaic",)
+
 Verdict = Literal["improved", "inconclusive", "defaults"]
+
+
+def default_confirm_probe_keys(probe_keys: Sequence[str], top_k: int) -> list[str]:
+    """The keys whose best probe takes a place in confirmation when a study names none: those of
+    DEFAULT_CONFIRM_PROBE_KEYS it probes, as many as confirm_top_k - 1 places allow."""
+    return [key for key in DEFAULT_CONFIRM_PROBE_KEYS if key in probe_keys][: max(top_k - 1, 0)]
 
 
 def draws_plots(tags: TrialTags, screening_seed: int) -> bool:
@@ -185,10 +196,16 @@ def plan_confirmation(
     epochs: int,
     rung: int = 0,
     seed_cap: int | None = None,
+    probe_keys: Sequence[str] = (),
 ) -> ConfirmationPlan:
     """The top ``top_k`` completed screening trials by fitness (ties: the earlier trial), distinct in
     the hyps they train with and other than the baseline's, plus the baseline. Imported trials count
-    like any other; keys a trial lacks take the seed trial's values, as its export would."""
+    like any other; keys a trial lacks take the seed trial's values, as its export would.
+
+    Each of ``probe_keys`` (a study's confirm_probe_keys, at most ``top_k`` - 1) takes a place whatever
+    its screening rank: the best screening trial that moved that key alone from the seed hyps (its
+    probes) goes in, in place of the lowest-ranked candidate. A key with no such trial, or whose best
+    is among the candidates already, leaves its place to the ranking."""
     start = plan.start_params()
 
     def full(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,17 +218,27 @@ def plan_confirmation(
         t for t in trials if t.state == TrialState.COMPLETE and TrialTags.of(t).is_screening and t.value is not None
     ]
     ranked = sorted(completed, key=lambda t: (-float(t.value), t.number))  # type: ignore[arg-type]
+    distinct: list[FrozenTrial] = []  # the ranking, one trial per set of hyps, the seed hyps left out
     seen = {key(start)}
-    candidates: dict[int, dict[str, Any]] = {}
-    fitness: dict[int, float] = {}
     for trial in ranked:
-        fitness.setdefault(trial.number, float(trial.value))  # type: ignore[arg-type]
-        if len(candidates) >= top_k or key(trial.params) in seen:
-            continue
-        seen.add(key(trial.params))
-        candidates[trial.number] = full(trial.params)
+        if key(trial.params) not in seen:
+            seen.add(key(trial.params))
+            distinct.append(trial)
+    reserved = list(probe_keys)[: max(top_k - 1, 0)]
+    chosen = [t.number for t in distinct[: top_k - len(reserved)]]
+    for probe_key in reserved:
+        moved = [t for t in distinct if _moved_keys(full(t.params), start) == [probe_key]]
+        if moved and moved[0].number not in chosen:
+            chosen.append(moved[0].number)
+    chosen += [t.number for t in distinct if t.number not in chosen][: top_k - len(chosen)]
+    candidates = {t.number: full(t.params) for t in distinct if t.number in chosen}  # in screening's order
+    fitness = {t.number: float(t.value) for t in ranked}  # type: ignore[arg-type]
     screening_fitness = {n: fitness[n] for n in (BASELINE_TRIAL, *candidates) if n in fitness}
     return ConfirmationPlan(full(start), candidates, screening_fitness, list(seeds), epochs, rung, seed_cap)
+
+
+def _moved_keys(params: Mapping[str, Any], start: Mapping[str, Any]) -> list[str]:
+    return [k for k, v in params.items() if not math.isclose(float(v), float(start[k]))]
 
 
 def saved_plan(study: optuna.Study) -> ConfirmationPlan | None:
@@ -286,7 +313,10 @@ def start_confirmation(study: optuna.Study, plan: StudyPlan, request: StudyReque
         seeds = rung_seeds(request.seed, request.confirm_seeds, 0, request.confirm_rungs, request.seed_cap())
         first = request.rung_candidates()[0]
         cap = request.seed_cap() if top == 0 else None
-        current = plan_confirmation(plan, trials, first, seeds, request.rung_epochs()[0], seed_cap=cap)
+        current = plan_confirmation(
+            plan, trials, first, seeds, request.rung_epochs()[0], seed_cap=cap,
+            probe_keys=request.confirm_probe_keys or (),
+        )  # fmt: skip
         if not current.candidates:
             return None
         _record_rung(study, current, top)

@@ -24,6 +24,7 @@ from service.errors import Conflict, InvalidRequest
 from service.samplers.yolov5 import default_probe_keys
 from service.schemas import ImportOut, StudyOut, StudyRequest, StudyState
 from service.settings import Settings
+from service.studies.confirmation import default_confirm_probe_keys
 from service.studies.plan import build_plan
 from service.studies.result_files import parse_results
 from service.studies.runner import RunnerContext, StudyRunner
@@ -88,6 +89,16 @@ class StudyController:
                     "probe_keys",
                     request.probe_keys,
                     f"names {key!r}, which the study does not search: {list(plan.evolve)}",
+                )
+        if request.confirm_probe_keys is None:  # stored resolved, as probe_keys
+            resolved = default_confirm_probe_keys(request.probe_keys or (), request.confirm_top_k)
+            request = request.model_copy(update={"confirm_probe_keys": resolved})
+        for key in request.confirm_probe_keys or ():
+            if key not in (request.probe_keys or ()):
+                raise InvalidRequest(
+                    "confirm_probe_keys",
+                    request.confirm_probe_keys,
+                    f"names {key!r}, which the study does not probe: probe_keys {request.probe_keys}",
                 )
         if request.name is not None and (taken := self.store.name_taken_by(request.name)) is not None:
             raise Conflict(f"a study named {request.name!r} already exists (id {taken})")

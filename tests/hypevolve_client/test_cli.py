@@ -34,7 +34,7 @@ def test_fields_parse_as_users_type_them(tmp_path: Path) -> None:
     fields = parse_fields(
         ["epochs=3", "evolve=lr0,momentum", "fixed.mosaic=0.5", "bounds.lr0=0.001,0.05", f"seed_hyp={hyp}",
          "name=my-study", "gpus_per_trial=0.5", "fitness_weights=0,0,0.1,0.9", "seed_hyp_name=scratch-low",
-         "fixed.lr0=1e-3", "diagnostics=false", "probe_keys=cls"]
+         "fixed.lr0=1e-3", "diagnostics=false", "probe_keys=cls", "confirm_probe_keys="]
     )  # fmt: skip
     assert fields == {
         "epochs": 3,
@@ -43,6 +43,7 @@ def test_fields_parse_as_users_type_them(tmp_path: Path) -> None:
         "fixed": {"mosaic": 0.5, "lr0": 0.001},
         "diagnostics": False,
         "probe_keys": ["cls"],  # a list field with one key is still a list
+        "confirm_probe_keys": [],  # and with none, the empty list (not null: the default)
         "bounds": {"lr0": [0.001, 0.05]},
         "seed_hyp": "lr0: 0.02\n",
         "name": "my-study",

@@ -147,6 +147,9 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("probe_keys", True),
     ("probe_keys", 1),
     ("probe_keys", ["box"] * 1000),
+    ("confirm_probe_keys", "mosaic"),
+    ("confirm_probe_keys", ["mosaic", "mosaic"]),
+    ("confirm_probe_keys", True),
 ]
 
 
@@ -199,6 +202,11 @@ CONFLICTS = [
     # The augmentation set holds the loss gains at the seed's values: a probe of one would not be searched.
     ({"key_set": "augmentation", "probe_keys": ["hsv_h", "box"]}, "probe_keys", "names 'box', which the study"),
     ({"evolve": ["lr0"], "probe_keys": ["lr"]}, "probe_keys", "names 'lr', which the study does not search"),
+    # The top screening trial keeps the first of confirmation's places: a key can take only the others.
+    ({"confirm_top_k": 1, "confirm_probe_keys": ["mosaic"]}, "confirm_probe_keys", "at most confirm_top_k - 1 (0)"),
+    ({"confirm_top_k": 0, "confirm_probe_keys": ["mosaic"]}, "confirm_probe_keys", "confirm_top_k is 0"),
+    # Only a probe has a best probe: the default probes box and cls.
+    ({"confirm_probe_keys": ["mosaic"]}, "confirm_probe_keys", "names 'mosaic', which the study does not probe"),
 ]
 
 
@@ -225,6 +233,10 @@ def test_a_stored_request_reads_back_as_it_was_taken() -> None:
         {"probe_keys": ["box", "cls"]},
         {"probe_keys": []},
         {"probe_keys": None},  # what a request stored before the field existed reads it as
+        {"probe_keys": ["mosaic"], "confirm_probe_keys": ["mosaic"]},
+        {"confirm_probe_keys": []},
+        {"confirm_top_k": 0, "confirm_probe_keys": []},
+        {"confirm_probe_keys": None},
     ):
         request = StudyRequest(dataset="shapes/data.yaml", **fields)
         assert StudyRequest.model_validate(request.model_dump(mode="json")) == request

@@ -105,6 +105,34 @@ def test_candidates_are_the_top_distinct_trials_other_than_the_baseline() -> Non
     assert ConfirmationPlan.from_json(plan.to_json()) == plan
 
 
+def test_a_confirm_probe_key_takes_the_lowest_place_whatever_its_screening_rank() -> None:
+    start = PLAN.start_params()
+    trials = [
+        _trial(0, 0.30, start),
+        _trial(1, 0.50, {"lr0": 0.02, "mosaic": 0.5}),
+        _trial(2, 0.45, {"lr0": 0.03, "mosaic": 0.9}),
+        _trial(3, 0.40, {"lr0": 0.04, "mosaic": 0.8}),
+        # mosaic's probes (mosaic alone moved from the seed hyps) rank last but one and last.
+        _trial(4, 0.10, {**start, "mosaic": 0.5}, probe="mosaic 1 -> 0.5"),
+        _trial(5, 0.05, {**start, "mosaic": 0.25}, probe="mosaic 1 -> 0.25"),
+        _trial(6, 0.20, {**start, "lr0": 0.02}, probe="lr0 0.01 -> 0.02"),
+    ]
+    plan = plan_confirmation(PLAN, trials, top_k=3, seeds=[1, 2], epochs=6, probe_keys=["mosaic"])
+    # The top two by screening, then mosaic's best probe in place of the third (trial 3).
+    assert list(plan.candidates) == [1, 2, 4]
+    assert plan.candidates[4] == {**start, "mosaic": 0.5}
+    assert plan.screening_fitness == {0: 0.30, 1: 0.50, 2: 0.45, 4: 0.10}
+    # The top screening trial keeps its place: with top_k 1 there is none to take.
+    assert list(plan_confirmation(PLAN, trials, 1, [1, 2], 6, probe_keys=["mosaic"]).candidates) == [1]
+    # Any key moved alone: lr0's probe takes the place of trial 3 as mosaic's did.
+    assert list(plan_confirmation(PLAN, trials, 3, [1, 2], 6, probe_keys=["lr0"]).candidates) == [1, 2, 6]
+    # A key that has no probe, or whose best probe is a candidate already, leaves its place to the ranking.
+    no_probe = [t for t in trials if t.number not in (4, 5)]
+    assert list(plan_confirmation(PLAN, no_probe, 3, [1, 2], 6, probe_keys=["mosaic"]).candidates) == [1, 2, 3]
+    ranked_high = [*no_probe, _trial(4, 0.47, {**start, "mosaic": 0.5})]
+    assert list(plan_confirmation(PLAN, ranked_high, 3, [1, 2], 6, probe_keys=["mosaic"]).candidates) == [1, 4, 2]
+
+
 def test_confirmation_seeds_differ_from_the_screening_seed() -> None:
     assert confirmation_seeds(0, 3) == [1, 2, 3]
     assert confirmation_seeds(2**31 - 1, 2) == [0, 1]

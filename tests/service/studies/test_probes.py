@@ -83,3 +83,48 @@ def test_the_default_probes_only_what_the_study_searches_with_the_yolov5_sampler
     assert study.request.probe_keys == probed
     assert fake_trial_controller.store.get(study.id).request.probe_keys == probed
     _finished(fake_trial_controller, study.id)
+
+
+@pytest.mark.parametrize(
+    ("fields", "confirmed"),
+    [
+        ({}, []),  # the default probes box and cls: mosaic's best probe has nothing to take a place from
+        ({"probe_keys": ["box", "mosaic"]}, ["mosaic"]),
+        ({"probe_keys": ["box", "mosaic"], "confirm_top_k": 1}, []),  # the top screening trial's place only
+        ({"probe_keys": ["box", "mosaic"], "confirm_probe_keys": []}, []),
+    ],
+)
+def test_the_default_confirms_mosaics_best_probe_where_the_study_probes_it(
+    fake_trial_controller: StudyController, fields: dict[str, object], confirmed: list[str]
+) -> None:
+    request = StudyRequest.model_validate(
+        {"dataset": "shapes/data.yaml", "n_trials": 1, "diagnostics": False, "epochs": 2, **fields}
+    )
+    study = fake_trial_controller.create_study(request)
+    assert study.request.confirm_probe_keys == confirmed
+    assert fake_trial_controller.store.get(study.id).request.confirm_probe_keys == confirmed
+    _finished(fake_trial_controller, study.id)
+
+
+def test_mosaics_best_probe_is_confirmed_though_it_ranks_last(fake_trial_controller: StudyController) -> None:
+    # Every stand-in training scores 0.0: screening's ranking is the trials' order, and mosaic's probe
+    # (the fifth after the seed trial) ranks below box's and cls's.
+    controller = fake_trial_controller
+    request = StudyRequest(
+        dataset="shapes/data.yaml", n_trials=7, parallel=2, diagnostics=False, epochs=2, confirm_top_k=2,
+        confirm_seeds=2, probe_keys=["box", "cls", "mosaic"],
+    )  # fmt: skip
+    study = _finished(controller, controller.create_study(request).id)
+    assert study.state == "completed", study
+    assert study.request.confirm_probe_keys == ["mosaic"]
+    trials = sorted(controller.views.trials(study.id), key=lambda t: t.number)
+    screening = [t for t in trials if t.stage == "screening"]
+    mosaic = next(t for t in screening if t.probe == "mosaic 1 -> 0.5")
+    assert mosaic.number == 5
+    confirmed = {(t.confirms, t.seed) for t in trials if t.stage == "confirmation"}
+    # The top screening trial (1, the first to score 0.0 after the seed trial) and mosaic's probe, not
+    # trial 2, which ranks above it; each beside the seed hyps on the same 2 seeds.
+    assert {number for number, _ in confirmed} == {0, 1, mosaic.number}
+    assert len(confirmed) == 6
+    assert study.confirmation is not None
+    assert [c.trial for c in study.confirmation.candidates] == [1, mosaic.number]
