@@ -25,6 +25,9 @@ epochs today's default plans for --trials screening trials; the tuner as many it
                        before evolution): today's default
   hypevolve-probe-mosaic  today's default probing mosaic too (probe_keys box, cls, mosaic: mosaic halved,
                        then on down while it wins; bench/results/length_signal_aug, _mosaic)
+  hypevolve-confirm-mosaic  the same with mosaic's best probe confirmed whatever its screening rank
+                       (confirm_probe_keys mosaic; confirm_top_k at least 2, the top screening trial
+                       keeping the other place): a candidate new default
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
@@ -122,6 +125,7 @@ METHODS = (
     "hypevolve-ul",
     "hypevolve-probe",
     "hypevolve-probe-mosaic",
+    "hypevolve-confirm-mosaic",
     "hypevolve-noconf",
     "hypevolve-noconf-cm10",
     "tuner",
@@ -263,14 +267,18 @@ def run_service(
     request = StudyRequest(
         dataset=dataset, model=model_of(name, args), epochs=args.epochs, imgsz=imgsz, batch=args.batch,
         budget_epochs=search_budget(args), parallel=2, seed=search_seed,
-        confirm_top_k=args.confirm_top_k if confirm else 0, confirm_seeds=args.confirm_seeds,
+        confirm_top_k=(max(args.confirm_top_k, 2) if variant == "confirm-mosaic" else args.confirm_top_k)
+        if confirm else 0,
+        confirm_seeds=args.confirm_seeds,
         confirm_epochs=args.confirm_epochs, fixed={"close_mosaic": 10} if method.endswith("-cm10") else {},
         key_set="augmentation" if variant in ("aug", "new") else "yolov5-v7.0",
         evolve=[k for k in default_evolve_keys() if k not in NEEDS_SEGMENTS] + list(load_ultralytics_space())
         if variant == "ul" else None,
         confirm_rungs=2 if variant in ("rungs", "new") else 1,
         confirm_seeds_max=args.race_cap if variant in ("race", "new") else None,
-        probe_keys={"probe": ["box", "cls"], "probe-mosaic": ["box", "cls", "mosaic"]}.get(variant, []),
+        probe_keys={"probe": ["box", "cls"], "probe-mosaic": ["box", "cls", "mosaic"],
+                    "confirm-mosaic": ["box", "cls", "mosaic"]}.get(variant, []),
+        confirm_probe_keys=["mosaic"] if variant == "confirm-mosaic" else [],
     )  # fmt: skip
     study = controller.create_study(request)
     while (study := controller.views.get_study(study.id)).state in ("queued", "running"):
