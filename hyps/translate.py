@@ -47,6 +47,12 @@ YOLOV5_PARITY_ARGS: dict[str, Any] = {"optimizer": "SGD", "close_mosaic": 0, "cl
 HYP_ARGS: tuple[str, ...] = (*PASSTHROUGH_KEYS, *CONVERTED_KEYS, *YOLOV5_PARITY_ARGS)
 
 
+def _clean(value: float) -> float:
+    """``value`` to 12 significant digits: a converted 0.02 is 3.0 in an args.yaml, not 2.9999999999999996
+    (the ratio's rounding error), and converts back to 0.02."""
+    return float(f"{value:.12g}")
+
+
 def hyp_train_args(hyp: Mapping[str, float], ultralytics_args: Mapping[str, float | int]) -> dict[str, Any]:
     """The hyperparameter arguments of an ultralytics training for YOLOv5 ``hyp``: the parity
     arguments, overridden by the translated hyps, overridden by the ultralytics-only arguments a
@@ -63,7 +69,7 @@ def translate_hyp(hyp: Mapping[str, float]) -> dict[str, float]:
             args[key] = float(value)
         elif key in CONVERTED_KEYS:
             yolov5_ref, ultralytics_ref = CONVERTED_KEYS[key]
-            args[key] = ultralytics_ref * float(value) / yolov5_ref
+            args[key] = _clean(ultralytics_ref * float(value) / yolov5_ref)
         elif key not in HELD_KEYS:
             raise ValueError(f"unknown YOLOv5 hyp key {key!r}")
     return args
@@ -78,5 +84,5 @@ def untranslate_args(args: Mapping[str, Any]) -> dict[str, float]:
             hyp[key] = float(value)
         elif key in CONVERTED_KEYS:
             yolov5_ref, ultralytics_ref = CONVERTED_KEYS[key]
-            hyp[key] = yolov5_ref * float(value) / ultralytics_ref
+            hyp[key] = _clean(yolov5_ref * float(value) / ultralytics_ref)
     return hyp

@@ -14,6 +14,7 @@ from hyps import (
     load_ultralytics_space,
     translate_hyp,
     ultralytics_only_defaults,
+    untranslate_args,
 )
 
 
@@ -34,6 +35,11 @@ def test_loss_gains_are_converted_relative_to_each_frameworks_default() -> None:
     # YOLOv5's defaults land on ultralytics' defaults; never the raw 0.05 (150 times too small).
     assert translate_hyp({"box": 0.05, "cls": 0.5}) == {"box": DEFAULT_CFG_DICT["box"], "cls": DEFAULT_CFG_DICT["cls"]}
     assert translate_hyp({"box": 0.1})["box"] == 2 * DEFAULT_CFG_DICT["box"]
+    # The ratio's rounding error stays out of an args.yaml (7.5 x 0.02 / 0.05 is 2.9999999999999996 in
+    # floats), and a converted value converts back to the hyp it came from.
+    assert translate_hyp({"box": 0.02}) == {"box": 3.0}
+    for box in (0.02, 0.0312, 0.07, 0.2):
+        assert untranslate_args(translate_hyp({"box": box})) == {"box": box}
 
 
 def test_held_keys_never_reach_the_trainer() -> None:
