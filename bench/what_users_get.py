@@ -18,16 +18,16 @@ epochs today's default plans for --trials screening trials; the tuner as many it
   hypevolve-rungs      the same with 2 rungs (confirm_rungs 2)
   hypevolve-race       the same racing from --confirm-seeds up to --race-cap seeds
   hypevolve-new        augmentation keys, 2 rungs and racing together: a candidate new default
-  hypevolve-ul         today's default naming the tuner's ultralytics-only keys too (evolve: the v7.0 keys
+  hypevolve-ul         the default before probes naming the tuner's ultralytics-only keys too (evolve: the v7.0 keys
                        that act on box labels, plus dfl, bgr, cutmix and close_mosaic): the tuner's space
   hypevolve-probe      the same probing the loss gains first (probe_keys box, cls: each doubled, then
                        halved, then on along the winning way and combined, one screening trial each,
-                       before evolution): today's default
-  hypevolve-probe-mosaic  today's default probing mosaic too (probe_keys box, cls, mosaic: mosaic halved,
+                       before evolution): the default before mosaic
+  hypevolve-probe-mosaic  that default probing mosaic too (probe_keys box, cls, mosaic: mosaic halved,
                        then on down while it wins; bench/results/length_signal_aug, _mosaic)
   hypevolve-confirm-mosaic  the same with mosaic's best probe confirmed whatever its screening rank
                        (confirm_probe_keys mosaic; confirm_top_k at least 2, the top screening trial
-                       keeping the other place): a candidate new default
+                       keeping the other place): today's default (with confirm_top_k 2 or more)
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
@@ -424,9 +424,12 @@ def setup_text(args: argparse.Namespace, imgsz: int, name: str = "") -> str:
             f"{args.model} fine-tuned from weights trained {PRETRAIN_EPOCHS} epochs on the {source} generator's data "
             f"(seed {PRETRAIN_SEED}, not this set's)"
         )
+    top = f"{args.confirm_top_k}"
+    if "hypevolve-confirm-mosaic" in args.methods:
+        top += f" (hypevolve-confirm-mosaic: {max(args.confirm_top_k, 2)}, one place for mosaic's best probe)"
     return (
         f"{model} at imgsz {imgsz}, batch {args.batch}; trials of {args.epochs} epochs; confirmation: top "
-        f"{args.confirm_top_k} + baseline x {args.confirm_seeds} seeds x {args.confirm_epochs or 3 * args.epochs} "
+        f"{top} + baseline x {args.confirm_seeds} seeds x {args.confirm_epochs or 3 * args.epochs} "
         f"epochs; final trainings {args.final_epochs or 5 * args.epochs} epochs on seeds {args.final_seeds}; "
         f"search seeds {args.search_seeds} (one search per method and seed; racing up to {args.race_cap} seeds). "
         f"Equal compute: every searching method is given {search_budget(args)} training epochs (budget_epochs"
