@@ -209,8 +209,8 @@ class StudyRequest(BaseModel):
         description="Searched keys the yolov5 sampler first probes far from the seed hyps: after the seed trial, one "
         "screening trial per move, each key doubled then halved (clipped to its range), then moved on the way that "
         "beat the seed trial (x4, x8) while each move wins, then each key's best combined, before evolution mutates. "
-        "null (the default): box and cls, those of them the study searches, with the yolov5 sampler (none with "
-        "another); [] for none. The study's request shows the keys it probes.",
+        "null (the default): box, cls and mosaic, those of them the study searches, with the yolov5 sampler (none "
+        "with another); [] for none. The study's request shows the keys it probes.",
     )
     fixed: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="Keys (YOLOv5 or ultralytics-only) held at these values, not searched."
@@ -246,7 +246,8 @@ class StudyRequest(BaseModel):
         ge=0,
         le=20,
         description="After screening, train this many of the best distinct trials again, with the seed hyps, on "
-        "fresh seeds and for longer, and export the confirmed winner; 0 exports the top screening trial as it is.",
+        "fresh seeds and for longer, and export the confirmed winner (confirm_probe_keys may take some of the places); "
+        "0 exports the top screening trial as it is.",
     )
     confirm_seeds: JsonInt = Field(
         3, ge=2, le=20, description="Training seeds per confirmed entry, the same for all (paired comparisons)."

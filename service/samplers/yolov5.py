@@ -56,10 +56,12 @@ NAMED_GAIN = 1.0
 PROBE_FACTORS = (2.0, 0.5)  # each probe key moved up, then down, by these factors of its seed value
 PROBE_FROM_ZERO = 0.25  # a probe key at 0 steps up by this share of its range
 PROBE_STEPS = 3  # the most moves along one probe key's line: x2, x4, x8 (or x0.5, x0.25, x0.125)
-# What a study probes unless it says (probe_keys null): the loss gains, where it searches them. Chosen
-# on bench/results/users_get_lines (small-objects +0.046 over scratch-low at 15 epochs over 6 searches,
-# against +0.014 without probes; shapes: no change).
-DEFAULT_PROBE_KEYS = ("box", "cls")
+# What a study probes unless it says (probe_keys null): the loss gains and mosaic, where it searches
+# them. The loss gains were chosen on bench/results/users_get_lines (small-objects +0.046 over
+# scratch-low at 15 epochs over 6 searches, against +0.014 without probes; shapes: no change); mosaic,
+# whose best probe confirmation judges whatever its screening rank (confirm_probe_keys), on
+# bench/results/users_get_confirm_mosaic (shapes +0.032, where the loss gains did nothing).
+DEFAULT_PROBE_KEYS = ("box", "cls", "mosaic")
 
 
 def select_parent(fitnesses: Sequence[float], rng: np.random.RandomState, parents: int = PARENTS) -> int:

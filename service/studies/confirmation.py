@@ -12,6 +12,11 @@ by seed (paired). The verdict:
 * ``inconclusive``: the winner is a candidate but the interval reaches 0 or below;
 * ``defaults``: the baseline has the highest mean.
 
+A study's ``confirm_probe_keys`` take places among the candidates whatever their screening rank:
+each key's best probe (the screening trial that moved that key alone) in place of the lowest-ranked
+candidate, so that a key short trainings cannot rank (mosaic) is judged at the confirmation length.
+The places are filled before any confirmation training, so k and the correction below stay as they are.
+
 The interval is Student's t on the paired differences (mean +- t(1 - a/2, n-1) x sd / sqrt(n)).
 The winner is picked among k candidates on the very seeds that measure its gain, so a 95% interval
 per candidate would say ``improved`` too often when no candidate is better (the best of k noisy

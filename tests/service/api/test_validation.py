@@ -205,8 +205,8 @@ CONFLICTS = [
     # The top screening trial keeps the first of confirmation's places: a key can take only the others.
     ({"confirm_top_k": 1, "confirm_probe_keys": ["mosaic"]}, "confirm_probe_keys", "at most confirm_top_k - 1 (0)"),
     ({"confirm_top_k": 0, "confirm_probe_keys": ["mosaic"]}, "confirm_probe_keys", "confirm_top_k is 0"),
-    # Only a probe has a best probe: the default probes box and cls.
-    ({"confirm_probe_keys": ["mosaic"]}, "confirm_probe_keys", "names 'mosaic', which the study does not probe"),
+    # Only a probe has a best probe.
+    ({"probe_keys": ["box"], "confirm_probe_keys": ["mosaic"]}, "confirm_probe_keys", "names 'mosaic', which the"),
 ]
 
 

@@ -49,25 +49,27 @@ def test_the_trials_after_the_seed_trial_are_the_probes_in_order(fake_trial_cont
     assert trials[5].probe is None
 
 
-def test_by_default_a_study_probes_the_loss_gains(fake_trial_controller: StudyController) -> None:
+def test_by_default_a_study_probes_the_loss_gains_and_mosaic(fake_trial_controller: StudyController) -> None:
     controller = fake_trial_controller
-    request = StudyRequest(dataset="shapes/data.yaml", n_trials=5, parallel=2, diagnostics=False, epochs=2,
+    request = StudyRequest(dataset="shapes/data.yaml", n_trials=6, parallel=2, diagnostics=False, epochs=2,
                            confirm_top_k=0)  # fmt: skip
     assert request.probe_keys is None
     study = controller.create_study(request)
     # The study's request says what it probes.
-    assert study.request.probe_keys == ["box", "cls"]
+    assert study.request.probe_keys == ["box", "cls", "mosaic"]
     _finished(controller, study.id)
     plan = controller.store.get(study.id).plan
     trials = sorted(controller.views.trials(study.id), key=lambda t: t.number)
-    probes = first_probes(plan.start_params(), plan.ranges, ["box", "cls"])
-    assert [(t.params, t.probe) for t in trials[1:5]] == [(p.params, p.label) for p in probes]
+    probes = first_probes(plan.start_params(), plan.ranges, ["box", "cls", "mosaic"])
+    # mosaic (1.0, the top of its range) has one first probe: doubled it clips back onto the seed's value.
+    assert [p.label for p in probes][-1] == "mosaic 1 -> 0.5"
+    assert [(t.params, t.probe) for t in trials[1:6]] == [(p.params, p.label) for p in probes]
 
 
 @pytest.mark.parametrize(
     ("fields", "probed"),
     [
-        ({"key_set": "augmentation"}, []),  # the loss gains are not searched: nothing to probe, no 422
+        ({"key_set": "augmentation"}, ["mosaic"]),  # the loss gains are not searched: no 422 for them
         ({"evolve": ["lr0", "cls"]}, ["cls"]),
         ({"sampler": "tpe"}, []),  # only the yolov5 sampler probes
         ({"probe_keys": []}, []),  # a study that asks for none gets none
@@ -88,7 +90,8 @@ def test_the_default_probes_only_what_the_study_searches_with_the_yolov5_sampler
 @pytest.mark.parametrize(
     ("fields", "confirmed"),
     [
-        ({}, []),  # the default probes box and cls: mosaic's best probe has nothing to take a place from
+        ({}, ["mosaic"]),  # the default probes box, cls and mosaic
+        ({"probe_keys": ["box", "cls"]}, []),  # no probe of mosaic: no best probe to take a place
         ({"probe_keys": ["box", "mosaic"]}, ["mosaic"]),
         ({"probe_keys": ["box", "mosaic"], "confirm_top_k": 1}, []),  # the top screening trial's place only
         ({"probe_keys": ["box", "mosaic"], "confirm_probe_keys": []}, []),
