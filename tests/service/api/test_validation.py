@@ -150,6 +150,8 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("confirm_probe_keys", "mosaic"),
     ("confirm_probe_keys", ["mosaic", "mosaic"]),
     ("confirm_probe_keys", True),
+    ("confirm_probe_keys", ["mosaic\n"]),
+    ("confirm_probe_keys", ["mosaic"] * 1000),
 ]
 
 
@@ -453,6 +455,7 @@ LONE_SURROGATE = [
     ('"dataset": "shapes/data.yaml", "fixed": {"\\ud800": 1}', "fixed"),
     ('"dataset": "shapes/data.yaml", "key_set": "\\ud800"', "key_set"),
     ('"dataset": "shapes/data.yaml", "probe_keys": ["\\ud800"]', "probe_keys"),
+    ('"dataset": "shapes/data.yaml", "confirm_probe_keys": ["\\ud800"]', "confirm_probe_keys"),
     # A key that is not even text: the body holds it (the value says which).
     ('"dataset": "shapes/data.yaml", "\\ud800": 1', "body"),
 ]
