@@ -42,6 +42,13 @@ logger = logging.getLogger(__name__)
 STOP_WAIT_S = 5.0
 
 
+def _keys_among(field: str, keys: list[str], allowed: list[str], verb: str) -> None:
+    """A 422 naming ``field`` when one of its ``keys`` is not among those the study ``verb``s."""
+    for key in keys:
+        if key not in allowed:
+            raise InvalidRequest(field, keys, f"names {key!r}, which the study does not {verb}: {allowed}")
+
+
 class StudyController:
     """Owns the database, the Optuna storage and one runner thread per unfinished study."""
 
@@ -83,23 +90,12 @@ class StudyController:
         )  # fmt: skip
         if request.probe_keys is None:  # stored resolved: the study's request says what it probes
             request = request.model_copy(update={"probe_keys": default_probe_keys(request.sampler, plan.evolve)})
-        for key in request.probe_keys or ():
-            if key not in plan.evolve:
-                raise InvalidRequest(
-                    "probe_keys",
-                    request.probe_keys,
-                    f"names {key!r}, which the study does not search: {list(plan.evolve)}",
-                )
+        probed = request.probe_keys or []
+        _keys_among("probe_keys", probed, list(plan.evolve), "search")
         if request.confirm_probe_keys is None:  # stored resolved, as probe_keys
-            resolved = default_confirm_probe_keys(request.probe_keys or (), request.confirm_top_k)
+            resolved = default_confirm_probe_keys(probed, request.confirm_top_k)
             request = request.model_copy(update={"confirm_probe_keys": resolved})
-        for key in request.confirm_probe_keys or ():
-            if key not in (request.probe_keys or ()):
-                raise InvalidRequest(
-                    "confirm_probe_keys",
-                    request.confirm_probe_keys,
-                    f"names {key!r}, which the study does not probe: probe_keys {request.probe_keys}",
-                )
+        _keys_among("confirm_probe_keys", request.confirm_probe_keys or [], probed, "probe")
         if request.name is not None and (taken := self.store.name_taken_by(request.name)) is not None:
             raise Conflict(f"a study named {request.name!r} already exists (id {taken})")
         # SQLite has one writer: commit our row before Optuna writes through its own connection.
