@@ -6,14 +6,27 @@ with the next, is tested on the sampler itself (tests/service/samplers/test_yolo
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from service.samplers.yolov5 import first_probes
 from service.schemas import StudyOut, StudyRequest
 from service.studies.controller import StudyController
+from tests.fake_trainer import stand_in_controller
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fake_trial_controller(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudyController]:
+    """One controller (and its local Ray) for the module: each test waits for its own studies to end,
+    so they share it the way a user's studies share a service. A Ray per test cost 9 s a test."""
+    home = tmp_path_factory.mktemp("probes")
+    (home / "data").mkdir()
+    with stand_in_controller(home, home / "data", shapes_root, "fake_trial") as controller:
+        yield controller
 
 
 def _finished(controller: StudyController, study_id: int) -> StudyOut:
