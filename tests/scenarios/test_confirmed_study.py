@@ -162,10 +162,14 @@ def test_confirmation_off_exports_the_top_screening_trial(sqlite_server: httpx.C
 RUNGS = {**STUDY, "confirm_rungs": 2, "confirm_epochs": 3}
 
 
-def test_a_service_killed_during_a_rung_resumes_it_and_climbs_to_the_verdict(shapes_root: Path, tmp_path: Path) -> None:
+def test_a_service_killed_during_a_rung_resumes_it_and_climbs_to_the_verdict(
+    small_shapes_root: Path, tmp_path: Path
+) -> None:
+    # The service's mechanics (what each rung trains, the resume, the verdict against the trials' own
+    # values), not how much a training learns: the small data set.
     url = f"sqlite:///{tmp_path / 'hypevolve.db'}"
     env = {**os.environ, **HEARTBEAT}
-    process, server = start_server(tmp_path, shapes_root, url, env)
+    process, server = start_server(tmp_path, small_shapes_root, url, env)
     study_id = server.post("/studies", json=RUNGS).json()["id"]
 
     def in_the_lowest_rung() -> bool:
@@ -179,7 +183,7 @@ def test_a_service_killed_during_a_rung_resumes_it_and_climbs_to_the_verdict(sha
     process.wait(30)
     server.close()
 
-    process, server = start_server(tmp_path, shapes_root, url, env)
+    process, server = start_server(tmp_path, small_shapes_root, url, env)
     try:
         study = run_to_end(server, study_id, timeout=900)
         assert study["state"] == "completed", study
