@@ -402,8 +402,6 @@ class StudyRequest(BaseModel):
             return value
         if value and info.data.get("sampler", "yolov5") != "yolov5":
             raise ValueError("are proposed by the yolov5 sampler only; leave them out or use sampler yolov5")
-        if len(set(value)) != len(value):
-            raise ValueError("lists a key twice")
         return value
 
     @field_validator("confirm_probe_keys")
@@ -412,13 +410,18 @@ class StudyRequest(BaseModel):
         top_k = info.data.get("confirm_top_k")
         if not value or top_k is None:
             return value
-        if len(set(value)) != len(value):
-            raise ValueError("lists a key twice")
         if len(value) > top_k - 1:
             raise ValueError(
                 f"takes {len(value)} of confirmation's places but confirm_top_k is {top_k}: the top screening trial "
                 f"keeps the first, so at most confirm_top_k - 1 ({max(top_k - 1, 0)}) keys"
             )
+        return value
+
+    @field_validator("probe_keys", "confirm_probe_keys")
+    @classmethod
+    def _each_key_once(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("lists a key twice")
         return value
 
     @field_validator("confirm_rungs")
