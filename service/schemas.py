@@ -207,8 +207,9 @@ class StudyRequest(BaseModel):
         None,
         max_length=len(HYP_KEYS) + len(load_ultralytics_space()),
         description="Searched keys the yolov5 sampler first probes far from the seed hyps: after the seed trial, one "
-        "screening trial per move, each key doubled then halved (clipped to its range), then moved on the way that "
-        "beat the seed trial (x4, x8) while each move wins, then each key's best combined, before evolution mutates. "
+        "screening trial per move, each key doubled then halved (clipped to its range), then the keys whose first "
+        "probes beat the seed trial combined, then each such key moved on that way (x4, x8) while each move wins, then "
+        "each key's best combined, before evolution mutates. "
         "null (the default): box, cls and mosaic, those of them the study searches, with the yolov5 sampler (none "
         "with another); [] for none. The study's request shows the keys it probes.",
     )
@@ -282,9 +283,10 @@ class StudyRequest(BaseModel):
         None,
         max_length=20,
         description="Probe keys whose best probe takes a place among confirmation's candidates whatever its screening "
-        "rank: for each, the screening trial that moved that key alone from the seed hyps with the highest screening "
-        "fitness, in place of the lowest-ranked candidate (the top screening trial keeps its place, so at most "
-        "confirm_top_k - 1 keys). For keys whose effect short trainings cannot rank (mosaic), so that confirmation's "
+        "rank: for each, of its probes (the screening trials that moved that key alone from the seed hyps, and the "
+        "sampler's probes that combined it with other probe keys) the one with the highest screening fitness, in "
+        "place of the lowest-ranked candidate (the top screening trial keeps its place, so at most confirm_top_k - 1 "
+        "keys). For keys whose effect short trainings cannot rank (mosaic), so that confirmation's "
         "longer paired trainings judge them. null (the default): mosaic where the study probes it and confirm_top_k "
         "is 2 or more; [] for none.",
     )

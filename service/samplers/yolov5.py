@@ -21,12 +21,15 @@ step by a few percent of a key, too little to tell apart at short lengths
 on small-objects, and quadrupled by more than doubled (bench/results/length_signal_far). So the
 probes go on as a line search: once the seed trial and both of a key's first probes have completed,
 if the better of them beat the seed trial, the key moves again the same way (x4, then x8 of the seed
-value, at most PROBE_STEPS moves in all), for as long as each move beats the one before. When every
-probe key's line has ended, and two or more keys ended away from the seed value, one more probe
-combines each key's best value. Each probe is proposed once: a probe any other trial already has
-(asked, running, ended, or enqueued as a retry) is not proposed again, so a resumed study goes on
-with the next; a probe due after results that are not in yet waits, and evolution runs meanwhile. A
-probe whose trial failed for good ends its key's line there (with no combined probe). The probes are
+value, at most PROBE_STEPS moves in all), for as long as each move beats the one before. Two
+probes combine keys: once every first probe has completed, where two or more keys' first probes beat
+the seed trial, each such key's better first probe together, ahead of the lines' next moves (a
+screening of a few trials may end before the lines do); and when every line has ended, where two or
+more keys ended away from the seed value, each key's best value together. Each probe is proposed
+once: a probe any other trial already has (asked, running, ended, or enqueued as a retry) is not
+proposed again, so a resumed study goes on with the next (a final combination equal to the first is
+not trained twice); a probe due after results that are not in yet waits, and evolution runs
+meanwhile. A probe whose trial failed for good ends its key's line there (with no combined probe). The probes are
 screening trials like any other, tagged with the move they made (``TrialTags.probe``): the best of
 them can be the parent evolution mutates, and the screening candidate the study confirms. A study
 that names no probe keys probes DEFAULT_PROBE_KEYS, those it searches (``default_probe_keys``).
@@ -180,6 +183,8 @@ def due_probes(
     if seed_score is None:
         return due
     best: dict[str, float] = {}
+    early: dict[str, float] = {}  # each key's better first probe, where it beat the seed trial
+    lines: list[Probe] = []
     ended = True
     for key in keys:
         # (score, value, the factor its line goes on by) of each of this key's first probes.
@@ -192,6 +197,7 @@ def due_probes(
         if not scored or max(scored)[0] <= seed_score:
             continue
         score, value, factor = max(scored)
+        early[key] = value
         for _ in range(PROBE_STEPS - 1):
             moved = _step(value, factor, ranges[key], first=False)
             if moved == value:
@@ -199,13 +205,19 @@ def due_probes(
             params = {**start, key: moved}
             next_score = scores.of(params)
             if next_score is None:
-                due.append(Probe(params, _label(start, params)))
+                lines.append(Probe(params, _label(start, params)))
                 ended = False
                 break
             if next_score <= score:
                 break
             score, value = next_score, moved
         best[key] = value
+    if all(scores.of(p.params) is not None for p in firsts) and len(early) >= 2:
+        # The first probes' combination, ahead of the lines' next moves: screening may end before the
+        # lines do, and keys that help alone tend to help together (bench/results/length_signal_close_mosaic).
+        combined = {**start, **early}
+        due.append(Probe(combined, _label(start, combined)))
+    due += lines
     if ended and len(best) >= 2:
         combined = {**start, **best}
         due.append(Probe(combined, _label(start, combined)))

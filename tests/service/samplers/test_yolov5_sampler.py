@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -221,37 +221,59 @@ def test_a_resumed_study_goes_on_with_the_next_probe_and_a_retry_is_not_probed_a
     assert [asked.count(p) for p in expected] == [1, 2, 1, 1]
 
 
-def _peaked(params: dict[str, float]) -> float:
-    """A stand-in fitness with a known best at cls 2 and box 0.025 (x4 and x0.5 of scratch-low's)."""
-    return -abs(np.log2(params["cls"] / 2.0)) - abs(np.log2(params["box"] / 0.025))
+def _peaked(cls: float, box: float) -> Callable[[dict[str, float]], float]:
+    """A stand-in fitness with a known best at ``cls`` and ``box``."""
+    return lambda params: -abs(np.log2(params["cls"] / cls)) - abs(np.log2(params["box"] / box))
 
 
-def test_probes_go_on_along_each_winning_direction_then_combine_the_best_of_each_key() -> None:
+def _probe_one_at_a_time(fitness: Callable[[dict[str, float]], float], trials: int) -> list[tuple[dict, str | None]]:
+    """Each trial's move from the seed hyps and its probe tag, as stored, in a study probing box and cls
+    that asks and ends one trial at a time (parallel 1)."""
     plan, study = _probing_study(["lr0", "box", "cls"], ["box", "cls"])
     start = plan.start_params()
     assert (start["box"], start["cls"]) == (0.05, 0.5)
     study.enqueue_trial(start)
     asked = []
-    for _ in range(10):  # one at a time, as a study with parallel 1 runs
+    for _ in range(trials):
         trial = study.ask(plan.distributions())
-        study.tell(trial, _peaked(trial.params))
+        study.tell(trial, fitness(trial.params))
         moved = {k: v for k, v in trial.params.items() if v != start[k]}
-        asked.append((moved, study.trials[trial.number].user_attrs.get("probe")))  # as stored
-    assert asked[:9] == [
+        asked.append((moved, study.trials[trial.number].user_attrs.get("probe")))
+    return asked
+
+
+def test_probes_combine_the_first_winners_then_go_on_along_each_winning_direction_and_combine_the_best() -> None:
+    asked = _probe_one_at_a_time(_peaked(cls=2.0, box=0.025), 11)  # best at x4 and x0.5 of scratch-low's
+    assert asked[:10] == [
         ({}, None),  # the seed trial
         ({"box": 0.1}, "box 0.05 -> 0.1"),
         ({"box": 0.025}, "box 0.05 -> 0.025"),  # beats the seed: box goes on down
         ({"cls": 1.0}, "cls 0.5 -> 1"),  # beats the seed: cls goes on up
         ({"cls": 0.25}, "cls 0.5 -> 0.25"),
+        ({"box": 0.025, "cls": 1.0}, "box 0.05 -> 0.025, cls 0.5 -> 1"),  # both first winners, combined
         ({"box": 0.02}, "box 0.05 -> 0.02"),  # x0.25 clipped to box's low end; worse than x0.5: box's line ends
         ({"cls": 2.0}, "cls 0.5 -> 2"),  # better than x2: on
         ({"cls": 4.0}, "cls 0.5 -> 4"),  # x8, worse than x4: cls's line ends
         ({"box": 0.025, "cls": 2.0}, "box 0.05 -> 0.025, cls 0.5 -> 2"),  # each key's best, combined
     ]
     # Then evolution: untagged, and none of the probes.
-    evolved, tag = asked[9]
+    evolved, tag = asked[10]
     assert tag is None
-    assert evolved not in [moved for moved, _ in asked[:9]]
+    assert evolved not in [moved for moved, _ in asked[:10]]
+
+
+def test_a_final_combination_equal_to_the_first_is_not_trained_again() -> None:
+    asked = _probe_one_at_a_time(_peaked(cls=1.0, box=0.025), 9)  # both lines end at their first move
+    tags = [tag for _, tag in asked]
+    assert tags[5:8] == ["box 0.05 -> 0.025, cls 0.5 -> 1", "box 0.05 -> 0.02", "cls 0.5 -> 2"]
+    assert tags[8] is None  # evolution, not the same combination again
+    assert tags.count("box 0.05 -> 0.025, cls 0.5 -> 1") == 1
+
+
+def test_one_first_winner_is_no_combination() -> None:
+    asked = _probe_one_at_a_time(lambda params: -abs(np.log2(params["cls"])), 7)  # only cls x2 beats the seed
+    tags = [tag for _, tag in asked]
+    assert tags[5:7] == ["cls 0.5 -> 2", None]  # cls's line, then (x4 worse) evolution
 
 
 def test_no_line_goes_on_where_no_first_probe_beat_the_seed_trial() -> None:
