@@ -283,10 +283,9 @@ class StudyRequest(BaseModel):
         None,
         max_length=20,
         description="Probe keys whose best probe takes a place among confirmation's candidates whatever its screening "
-        "rank: for each, of its probes (the screening trials that moved that key alone from the seed hyps, and the "
-        "sampler's probes that combined it with other probe keys) the one with the highest screening fitness, in "
-        "place of the lowest-ranked candidate (the top screening trial keeps its place, so at most confirm_top_k - 1 "
-        "keys). For keys whose effect short trainings cannot rank (mosaic), so that confirmation's "
+        "rank: for each, the screening trial that moved that key alone from the seed hyps with the highest screening "
+        "fitness, in place of the lowest-ranked candidate (the top screening trial keeps its place, so at most "
+        "confirm_top_k - 1 keys). For keys whose effect short trainings cannot rank (mosaic), so that confirmation's "
         "longer paired trainings judge them. null (the default): mosaic where the study probes it and confirm_top_k "
         "is 2 or more; [] for none.",
     )

@@ -13,9 +13,8 @@ by seed (paired). The verdict:
 * ``defaults``: the baseline has the highest mean.
 
 A study's ``confirm_probe_keys`` take places among the candidates whatever their screening rank:
-each key's best probe (the screening trial that moved that key alone, or a probe that combined it
-with other probe keys) in place of the lowest-ranked candidate, so that a key short trainings cannot
-rank (mosaic) is judged at the confirmation length.
+each key's best probe (the screening trial that moved that key alone) in place of the lowest-ranked
+candidate, so that a key short trainings cannot rank (mosaic) is judged at the confirmation length.
 The places are filled before any confirmation training, so k and the correction below stay as they are.
 
 The interval is Student's t on the paired differences (mean +- t(1 - a/2, n-1) x sd / sqrt(n)).
@@ -209,9 +208,8 @@ def plan_confirmation(
     like any other; keys a trial lacks take the seed trial's values, as its export would.
 
     Each of ``probe_keys`` (a study's confirm_probe_keys, at most ``top_k`` - 1) takes a place whatever
-    its screening rank: the best of that key's probes (the screening trials that moved it alone from
-    the seed hyps, and the sampler's probes that combined it with other probe keys) goes in, in place
-    of the lowest-ranked candidate. A key with no such trial, or whose best
+    its screening rank: the best screening trial that moved that key alone from the seed hyps (its
+    probes) goes in, in place of the lowest-ranked candidate. A key with no such trial, or whose best
     is among the candidates already, leaves its place to the ranking."""
     start = plan.start_params()
 
@@ -234,7 +232,7 @@ def plan_confirmation(
     reserved = list(probe_keys)[: max(top_k - 1, 0)]
     chosen = [t.number for t in distinct[: top_k - len(reserved)]]
     for probe_key in reserved:
-        moved = [t for t in distinct if _probes(t, _moved_keys(full(t.params), start), probe_key)]
+        moved = [t for t in distinct if _moved_keys(full(t.params), start) == [probe_key]]
         if moved and moved[0].number not in chosen:
             chosen.append(moved[0].number)
     chosen += [t.number for t in distinct if t.number not in chosen][: top_k - len(chosen)]
@@ -242,12 +240,6 @@ def plan_confirmation(
     fitness = {t.number: float(t.value) for t in ranked}  # type: ignore[arg-type]
     screening_fitness = {n: fitness[n] for n in (BASELINE_TRIAL, *candidates) if n in fitness}
     return ConfirmationPlan(full(start), candidates, screening_fitness, list(seeds), epochs, rung, seed_cap)
-
-
-def _probes(trial: FrozenTrial, moved: Sequence[str], key: str) -> bool:
-    """Whether ``trial`` is one of ``key``'s probes: it moved ``key`` alone from the seed hyps, or it is
-    a probe (tagged by the sampler) that moved ``key`` with other probe keys (a probes' combination)."""
-    return list(moved) == [key] or (TrialTags.of(trial).probe is not None and key in moved)
 
 
 def _moved_keys(params: Mapping[str, Any], start: Mapping[str, Any]) -> list[str]:

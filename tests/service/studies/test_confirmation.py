@@ -131,14 +131,13 @@ def test_a_confirm_probe_key_takes_the_lowest_place_whatever_its_screening_rank(
     assert list(plan_confirmation(PLAN, no_probe, 3, [1, 2], 6, probe_keys=["mosaic"]).candidates) == [1, 2, 3]
     ranked_high = [*no_probe, _trial(4, 0.47, {**start, "mosaic": 0.5})]
     assert list(plan_confirmation(PLAN, ranked_high, 3, [1, 2], 6, probe_keys=["mosaic"]).candidates) == [1, 4, 2]
-    # The sampler's probe that combined mosaic with another probe key is one of mosaic's probes: above
-    # mosaic alone, it takes the place. A trial that moved the same keys without being a probe (evolution's)
-    # is not one, however it ranks among mosaic's probes.
+    # The sampler's probe that combined mosaic with another probe key is not one of mosaic's own: ranked
+    # above them, it leaves the place to mosaic alone (the combination competes in the ranking, where its
+    # other keys can be judged; on shapes it took the place and lost in 2 of 6 searches,
+    # bench/results/users_get_combine_in_place).
     combined = {**start, "lr0": 0.02, "mosaic": 0.25}
     with_combination = [*trials, _trial(7, 0.15, combined, probe="lr0 0.01 -> 0.02, mosaic 1 -> 0.25")]
-    assert list(plan_confirmation(PLAN, with_combination, 3, [1, 2], 6, probe_keys=["mosaic"]).candidates) == [1, 2, 7]
-    evolved = [*trials, _trial(7, 0.15, combined)]
-    assert list(plan_confirmation(PLAN, evolved, 3, [1, 2], 6, probe_keys=["mosaic"]).candidates) == [1, 2, 4]
+    assert list(plan_confirmation(PLAN, with_combination, 3, [1, 2], 6, probe_keys=["mosaic"]).candidates) == [1, 2, 4]
 
 
 def test_confirmation_seeds_differ_from_the_screening_seed() -> None:
