@@ -27,7 +27,12 @@ epochs today's default plans for --trials screening trials; the tuner as many it
                        then on down while it wins; bench/results/length_signal_aug, _mosaic)
   hypevolve-confirm-mosaic  the same with mosaic's best probe confirmed whatever its screening rank
                        (confirm_probe_keys mosaic; confirm_top_k at least 2, the top screening trial
-                       keeping the other place): today's default (with confirm_top_k 2 or more)
+                       keeping the other place): the default before the first probes' combination
+  hypevolve-combine    the same request since the sampler combines the first probes' winners too (one
+                       probe, ahead of the lines' next moves): today's default (with confirm_top_k 2 or
+                       more). The earlier probe methods run with this sampler now too.
+                       (bench/results/users_get_combine_in_place: the same while that combination could
+                       also take mosaic's confirmation place, relabelled hypevolve-combine-in-place.)
   hypevolve-noconf     the service without confirmation (confirm_top_k 0), as many screening trials
                        as fit the same epochs, exporting the top screening trial
   tuner                ultralytics' YOLO.tune (optimizer SGD), as many iterations as fit the same
@@ -126,10 +131,12 @@ METHODS = (
     "hypevolve-probe",
     "hypevolve-probe-mosaic",
     "hypevolve-confirm-mosaic",
+    "hypevolve-combine",
     "hypevolve-noconf",
     "hypevolve-noconf-cm10",
     "tuner",
 )
+CONFIRM_MOSAIC = ("confirm-mosaic", "combine")  # variants confirming mosaic's best probe
 GENERATED = {
     # name: (writer, imgsz). The shapes set at half the sample's training images: a final training
     # then takes about a minute on 2 cores.
@@ -267,7 +274,7 @@ def run_service(
     request = StudyRequest(
         dataset=dataset, model=model_of(name, args), epochs=args.epochs, imgsz=imgsz, batch=args.batch,
         budget_epochs=search_budget(args), parallel=2, seed=search_seed,
-        confirm_top_k=(max(args.confirm_top_k, 2) if variant == "confirm-mosaic" else args.confirm_top_k)
+        confirm_top_k=(max(args.confirm_top_k, 2) if variant in CONFIRM_MOSAIC else args.confirm_top_k)
         if confirm else 0,
         confirm_seeds=args.confirm_seeds,
         confirm_epochs=args.confirm_epochs, fixed={"close_mosaic": 10} if method.endswith("-cm10") else {},
@@ -277,8 +284,8 @@ def run_service(
         confirm_rungs=2 if variant in ("rungs", "new") else 1,
         confirm_seeds_max=args.race_cap if variant in ("race", "new") else None,
         probe_keys={"probe": ["box", "cls"], "probe-mosaic": ["box", "cls", "mosaic"],
-                    "confirm-mosaic": ["box", "cls", "mosaic"]}.get(variant, []),
-        confirm_probe_keys=["mosaic"] if variant == "confirm-mosaic" else [],
+                    **{key: ["box", "cls", "mosaic"] for key in CONFIRM_MOSAIC}}.get(variant, []),
+        confirm_probe_keys=["mosaic"] if variant in CONFIRM_MOSAIC else [],
     )  # fmt: skip
     study = controller.create_study(request)
     while (study := controller.views.get_study(study.id)).state in ("queued", "running"):
@@ -425,8 +432,9 @@ def setup_text(args: argparse.Namespace, imgsz: int, name: str = "") -> str:
             f"(seed {PRETRAIN_SEED}, not this set's)"
         )
     top = f"{args.confirm_top_k}"
-    if "hypevolve-confirm-mosaic" in args.methods:
-        top += f" (hypevolve-confirm-mosaic: {max(args.confirm_top_k, 2)}, one place for mosaic's best probe)"
+    for method in ("hypevolve-confirm-mosaic", "hypevolve-combine"):
+        if method in args.methods:
+            top += f" ({method}: {max(args.confirm_top_k, 2)}, one place for mosaic's best probe)"
     return (
         f"{model} at imgsz {imgsz}, batch {args.batch}; trials of {args.epochs} epochs; confirmation: top "
         f"{top} + baseline x {args.confirm_seeds} seeds x {args.confirm_epochs or 3 * args.epochs} "
