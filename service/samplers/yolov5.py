@@ -29,10 +29,11 @@ more keys ended away from the seed value, each key's best value together. Each p
 once: a probe any other trial already has (asked, running, ended, or enqueued as a retry) is not
 proposed again, so a resumed study goes on with the next (a final combination equal to the first is
 not trained twice); a probe due after results that are not in yet waits, and evolution runs
-meanwhile. A probe whose trial failed for good ends its key's line there (with no combined probe). The probes are
-screening trials like any other, tagged with the move they made (``TrialTags.probe``): the best of
-them can be the parent evolution mutates, and the screening candidate the study confirms. A study
-that names no probe keys probes DEFAULT_PROBE_KEYS, those it searches (``default_probe_keys``).
+meanwhile. A probe whose trial failed for good ends its key's line there (with no combined probe).
+The probes are screening trials like any other, tagged with the move they made (``TrialTags.probe``):
+the best of them can be the parent evolution mutates, and the screening candidate the study
+confirms. A study that names no probe keys probes DEFAULT_PROBE_KEYS, those it searches
+(``default_probe_keys``).
 """
 
 from __future__ import annotations
