@@ -432,7 +432,7 @@ def setup_text(args: argparse.Namespace, imgsz: int, name: str = "") -> str:
             f"(seed {PRETRAIN_SEED}, not this set's)"
         )
     top = f"{args.confirm_top_k}"
-    for method in ("hypevolve-confirm-mosaic", "hypevolve-combine"):
+    for method in (f"hypevolve-{variant}" for variant in CONFIRM_MOSAIC):
         if method in args.methods:
             top += f" ({method}: {max(args.confirm_top_k, 2)}, one place for mosaic's best probe)"
     return (

@@ -186,6 +186,7 @@ def due_probes(
     best: dict[str, float] = {}
     early: dict[str, float] = {}  # each key's better first probe, where it beat the seed trial
     lines: list[Probe] = []
+    firsts_scored = True
     ended = True
     for key in keys:
         # (score, value, the factor its line goes on by) of each of this key's first probes.
@@ -193,7 +194,7 @@ def due_probes(
         line = [(scores.of({**start, key: value}), value, _factor(value, start[key])) for value in moves]
         scored = [(score, value, factor) for score, value, factor in line if score is not None]
         if len(scored) < len(line):
-            ended = False
+            firsts_scored = ended = False
             continue
         if not scored or max(scored)[0] <= seed_score:
             continue
@@ -213,7 +214,7 @@ def due_probes(
                 break
             score, value = next_score, moved
         best[key] = value
-    if all(scores.of(p.params) is not None for p in firsts) and len(early) >= 2:
+    if firsts_scored and len(early) >= 2:
         # The first probes' combination, ahead of the lines' next moves: screening may end before the
         # lines do, and keys that help alone tend to help together (bench/results/length_signal_close_mosaic).
         combined = {**start, **early}
